@@ -1,0 +1,1 @@
+"""The ``advlab`` command line: a thin layer over the Python API."""

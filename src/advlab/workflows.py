@@ -1,0 +1,154 @@
+"""End-to-end jobs shared by the CLI and the Python API: evaluate, attack, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from advlab.config import AttackChoice, EvaluateConfig
+from advlab.data import ImageDataset, load_dataset
+from advlab.errors import AdvlabError, check
+from advlab.models import ImageClassifier, load_model, resolve_device
+
+log = logging.getLogger(__name__)
+
+DEMO_ATTACKS = ["fgsm", "pgd:steps=20", "mim:steps=20", "deepfool:steps=50"]
+DEMO_EPSILONS = [0.05, 0.1, 0.2, 0.3]
+
+
+def check_compatible(model: ImageClassifier, data: ImageDataset) -> None:
+    """The data set must fit the model before any work starts."""
+    if model.input_shape and all(model.input_shape):
+        check(tuple(model.input_shape) == data.image_shape,
+              f"model '{model.name}' expects images of shape {tuple(model.input_shape)} but data set "
+              f"'{data.name}' has {data.image_shape}: pick a matching model and data set")  # fmt: skip
+    if model.num_classes and len(data):
+        top = int(data.labels.max())
+        check(top < model.num_classes,
+              f"data set '{data.name}' has label {top} but model '{model.name}' has only "
+              f"{model.num_classes} classes")  # fmt: skip
+
+
+@dataclass
+class EvaluationOutput:
+    results: dict[str, Any]
+    results_path: Path
+    report_path: Path | None
+
+
+def run_evaluation(config: EvaluateConfig, *, progress: bool = True) -> EvaluationOutput:
+    """Load the model and data named in ``config``, run the sweep, write results and report."""
+    from advlab.evaluation import AttackSpec, ResultStore, evaluate
+
+    device = resolve_device(config.device)
+    model = load_model(config.model, weights=config.weights, device=device)
+    data = load_dataset(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
+    check_compatible(model, data)
+    specs = [AttackSpec(name=a.name, norm=a.norm, params=dict(a.params)) for a in config.attacks]
+    for spec in specs:  # fail on a bad attack parameter before any work starts
+        for eps in config.epsilons:
+            try:
+                spec.build(eps, config.seed)
+            except TypeError as error:
+                raise AdvlabError(f"bad option for attack '{spec.name}': {error}") from None
+    store = ResultStore(config.store) if config.store else ResultStore()
+    out_dir = config.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate(
+        model, data, specs, config.epsilons,
+        batch_size=config.batch_size, seed=config.seed, store=store,
+        run_config=config.model_dump(), progress=progress, examples=config.examples,
+    )  # fmt: skip
+    results = evaluation.to_dict()
+    results_path = out_dir / "results.json"
+    evaluation.write_json(results_path)
+    (out_dir / "config.yaml").write_text(_yaml_dump(config.model_dump()))
+    report_path = None
+    if config.report:
+        from advlab.reports import write_html_report
+
+        report_path = write_html_report(results, evaluation.examples, out_dir / "report.html")
+    return EvaluationOutput(results, results_path, report_path)
+
+
+def _yaml_dump(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
+
+
+def demo_config(out: str = "advlab-demo", n: int = 1000, store: str | None = None) -> EvaluateConfig:
+    """The offline demo: the bundled MNIST CNN on 1,000 held-out bundled images."""
+    return EvaluateConfig(
+        model="mnist-cnn", dataset="mnist-demo", n=n, seed=0,
+        attacks=[AttackChoice.parse(text) for text in DEMO_ATTACKS],
+        epsilons=DEMO_EPSILONS, batch_size=250, device="cpu", out=out, store=store,
+    )  # fmt: skip
+
+
+def run_attack(
+    model: ImageClassifier,
+    data: ImageDataset,
+    choice: AttackChoice,
+    eps: float,
+    *,
+    batch_size: int = 128,
+    seed: int = 0,
+    out_dir: Path,
+    png: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Attack every image of ``data``; write ``adversarial.npz`` (and PNGs) to ``out_dir``."""
+    from advlab.attacks import get_attack
+    from advlab.progress import progress_bar
+
+    check_compatible(model, data)
+    attack = get_attack(choice.name)(eps=eps, norm=choice.norm, seed=seed, **choice.params)
+    device = model.device
+    adversarial, success, predictions, queries = [], [], [], []
+    with progress_bar(len(data), f"{choice.name} eps={eps:g}", enabled=progress) as advance:
+        for _, images, labels in data.batches(batch_size):
+            result = attack(model, images.to(device), labels.to(device))
+            with torch.no_grad():
+                predictions.append(model(result.adversarial).argmax(1).cpu())
+            adversarial.append(result.adversarial.cpu())
+            success.append(result.success.cpu())
+            queries.append(result.queries)
+            advance(len(labels))
+    adv = torch.cat(adversarial)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    npz_path = out_dir / "adversarial.npz"
+    np.savez_compressed(
+        npz_path,
+        adversarial=adv.numpy().astype(np.float32),
+        clean=data.images.numpy().astype(np.float32),
+        labels=data.labels.numpy(), predictions=torch.cat(predictions).numpy(),
+        success=torch.cat(success).numpy(), queries=torch.cat(queries).numpy(),
+        indices=data.indices,
+    )  # fmt: skip
+    if png:
+        _write_pngs(adv, out_dir / "png", data)
+    summary = {
+        "attack": attack.config(), "model": model.name, "dataset": data.name, "n": len(data),
+        "seed": seed, "success_rate": float(torch.cat(success).float().mean()),
+        "file": str(npz_path),
+    }  # fmt: skip
+    (out_dir / "attack.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _write_pngs(images: torch.Tensor, folder: Path, data: ImageDataset) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    for position, array in enumerate(pixels):
+        label = data.class_names[int(data.labels[position])].replace("/", "-").replace(" ", "_")
+        image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+        image.save(folder / f"{int(data.indices[position]):06d}_{label}.png")
