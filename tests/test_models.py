@@ -54,9 +54,10 @@ def test_wrong_sha256_is_rejected(tmp_path, monkeypatch):
 def test_checkpoint_round_trip_with_sidecar(tmp_path):
     model = build_model("mnist-cnn", width=4, hidden=8)
     path = save_checkpoint(
-        model.net, tmp_path / "m.safetensors",
+        model.net,
+        tmp_path / "m.safetensors",
         {"name": "tiny", "architecture": "mnist-cnn", "arch_kwargs": {"width": 4, "hidden": 8}},
-    )  # fmt: skip
+    )
     sidecar = json.loads(sidecar_path(path).read_text())
     assert sidecar["architecture"] == "mnist-cnn" and len(sidecar["sha256"]) == 64
     loaded = load_model(str(path))

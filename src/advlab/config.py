@@ -49,7 +49,9 @@ class AttackChoice(BaseModel):
                 raise AdvlabError(f"attack option '{item}' in '{text}' must look like key=value")
             params[key.strip()] = yaml.safe_load(value)
         norm = str(params.pop("norm", default_norm))
-        choice: AttackChoice = validated(cls, {"name": name.strip(), "norm": norm, "params": params})
+        choice: AttackChoice = validated(
+            cls, {"name": name.strip(), "norm": norm, "params": params}
+        )
         return choice
 
 
@@ -88,7 +90,8 @@ class EvaluateConfig(BaseModel):
     def _linf_range(self) -> EvaluateConfig:
         if any(a.norm == "linf" for a in self.attacks) and max(self.epsilons) > 1:
             raise ValueError(
-                f"L-inf eps is in [0, 1] pixel units, got {max(self.epsilons)}: use e.g. 8/255=0.0314"
+                f"L-inf eps is in [0, 1] pixel units, got {max(self.epsilons)}: "
+                "use e.g. 8/255=0.0314"
             )
         if not self.attacks:
             raise ValueError("give at least one --attack")

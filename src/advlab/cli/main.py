@@ -39,8 +39,12 @@ def _load_config(ctx: typer.Context, path: Path | None) -> Path | None:
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="YAML file of option: value pairs (command line wins).",
-                 callback=_load_config, is_eager=True),  # fmt: skip
+    typer.Option(
+        "--config",
+        help="YAML file of option: value pairs (command line wins).",
+        callback=_load_config,
+        is_eager=True,
+    ),
 ]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 Seed = Annotated[int, typer.Option(help="Random seed (data subset, random starts).")]
@@ -65,9 +69,13 @@ def version() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[str, typer.Option(help="Folder for results.json and report.html.")] = "advlab-demo",
-    n: Annotated[int, typer.Option(help="Number of bundled held-out MNIST images.")] = 1000,
-    store: Annotated[str | None, typer.Option(help="SQLite results store (default ~/.advlab).")] = None,
+    out: Annotated[
+        str, typer.Option(help="Folder for results.json and report.html.")
+    ] = "advlab-demo",
+    n: Annotated[int, typer.Option(help="Number of bundled held-out MNIST images.")] = 300,
+    store: Annotated[
+        str | None, typer.Option(help="SQLite results store (default ~/.advlab).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Offline demo: the bundled MNIST CNN under FGSM, PGD, MIM and DeepFool, eps 0.05..0.3."""
@@ -85,20 +93,41 @@ def demo(
 @app.command()
 def evaluate(
     config_file: ConfigOption = None,
-    model: Annotated[str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")] = "mnist-cnn",
-    weights: Annotated[str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")] = None,
-    dataset: Annotated[str, typer.Option(help="Data set name (see 'advlab datasets').")] = "mnist-demo",
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")] = None,
+    model: Annotated[
+        str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")
+    ] = "mnist-cnn",
+    weights: Annotated[
+        str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Data set name (see 'advlab datasets').")
+    ] = "mnist-demo",
+    data_dir: Annotated[
+        str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
+    ] = None,
     split: Annotated[str, typer.Option(help="train or test.")] = "test",
-    n: Annotated[int | None, typer.Option(help="Evaluate a seeded random subset of n images.")] = 1000,
-    attack: Annotated[list[str] | None, typer.Option("--attack", "-a", help="Attack, repeatable; options as pgd:steps=20,restarts=2.")] = None,
-    eps: Annotated[list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")] = None,
+    n: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random subset of n images.")
+    ] = 1000,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attack", "-a", help="Attack, repeatable; options as pgd:steps=20,restarts=2."
+        ),
+    ] = None,
+    eps: Annotated[
+        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
+    ] = None,
     norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
     batch_size: BatchSize = 128,
     seed: Seed = 0,
     device: Device = "auto",
-    out: Annotated[str, typer.Option(help="Output folder for results.json, config.yaml, report.html.")] = "advlab-results",
-    store: Annotated[str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")] = None,
+    out: Annotated[
+        str, typer.Option(help="Output folder for results.json, config.yaml, report.html.")
+    ] = "advlab-results",
+    store: Annotated[
+        str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
+    ] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     examples: Annotated[int, typer.Option(help="Example images per attack in the report.")] = 8,
     quiet: Quiet = False,
@@ -112,12 +141,26 @@ def evaluate(
 
     choices = [AttackChoice.parse(text, norm) for text in (attack or ["pgd"])]
     epsilons = [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])]
-    config = validated(EvaluateConfig, {
-        "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
-        "split": split, "n": n, "seed": seed, "attacks": [c.model_dump() for c in choices],
-        "epsilons": epsilons, "batch_size": batch_size, "device": device, "out": out,
-        "store": store, "report": report, "examples": examples,
-    })  # fmt: skip
+    config = validated(
+        EvaluateConfig,
+        {
+            "model": model,
+            "weights": weights,
+            "dataset": dataset,
+            "data_dir": data_dir,
+            "split": split,
+            "n": n,
+            "seed": seed,
+            "attacks": [c.model_dump() for c in choices],
+            "epsilons": epsilons,
+            "batch_size": batch_size,
+            "device": device,
+            "out": out,
+            "store": store,
+            "report": report,
+            "examples": examples,
+        },
+    )
     if not quiet:
         _print_run_header(config)
     output = run_evaluation(config, progress=not quiet)
@@ -137,7 +180,9 @@ def attack_command(
     data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
     split: Annotated[str, typer.Option(help="train or test.")] = "test",
     n: Annotated[int | None, typer.Option(help="Number of images.")] = 100,
-    attack: Annotated[str, typer.Option("--attack", "-a", help="Attack with options, e.g. pgd:steps=20.")] = "pgd",
+    attack: Annotated[
+        str, typer.Option("--attack", "-a", help="Attack with options, e.g. pgd:steps=20.")
+    ] = "pgd",
     eps: Annotated[str, typer.Option("--eps", "-e", help="Epsilon (0.03 or 8/255).")] = "0.1",
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
     batch_size: BatchSize = 128,
@@ -157,10 +202,21 @@ def attack_command(
     epsilon = parse_epsilon(eps)
     net = load_model(model, weights=weights, device=resolve_device(device))
     data = load_dataset(dataset, split, n, data_dir, seed=seed)
-    summary = run_attack(net, data, choice, epsilon, batch_size=batch_size, seed=seed,
-                         out_dir=Path(out), png=png, progress=not quiet)  # fmt: skip
-    console.print(f"{choice.name} eps={epsilon:g}: success rate {summary['success_rate']:.1%} "
-                  f"on {summary['n']} images -> {summary['file']}")  # fmt: skip
+    summary = run_attack(
+        net,
+        data,
+        choice,
+        epsilon,
+        batch_size=batch_size,
+        seed=seed,
+        out_dir=Path(out),
+        png=png,
+        progress=not quiet,
+    )
+    console.print(
+        f"{choice.name} eps={epsilon:g}: success rate {summary['success_rate']:.1%} "
+        f"on {summary['n']} images -> {summary['file']}"
+    )
 
 
 @app.command()
@@ -176,9 +232,17 @@ def train(
     schedule: Annotated[str, typer.Option(help="cosine, step, onecycle or constant.")] = "cosine",
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 0.0,
     augment: Annotated[bool, typer.Option(help="Random crops (and flips for RGB).")] = False,
-    n_train: Annotated[int | None, typer.Option(help="Train on a seeded subset of this size.")] = None,
-    exclude: Annotated[str | None, typer.Option(help="Drop training images that appear in this data set (e.g. mnist-demo).")] = None,
-    arch: Annotated[list[str] | None, typer.Option(help="Architecture option key=value, repeatable (e.g. width=0.5).")] = None,
+    n_train: Annotated[
+        int | None, typer.Option(help="Train on a seeded subset of this size.")
+    ] = None,
+    exclude: Annotated[
+        str | None,
+        typer.Option(help="Drop training images that appear in this data set (e.g. mnist-demo)."),
+    ] = None,
+    arch: Annotated[
+        list[str] | None,
+        typer.Option(help="Architecture option key=value, repeatable (e.g. width=0.5)."),
+    ] = None,
     seed: Seed = 0,
     device: Device = "auto",
     out: Annotated[str, typer.Option(help="Checkpoint folder (rerun to resume).")] = "advlab-train",
@@ -198,11 +262,23 @@ def train(
             raise AdvlabError(f"--arch '{item}' must look like key=value")
         arch_kwargs[key] = yaml.safe_load(value)
     values: dict[str, Any] = {
-        "model": model, "arch_kwargs": arch_kwargs, "dataset": dataset, "data_dir": data_dir,
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-        "schedule": schedule, "weight_decay": weight_decay, "augment": augment,
-        "n_train": n_train, "exclude": exclude, "seed": seed, "device": device, "out_dir": out,
-    }  # fmt: skip
+        "model": model,
+        "arch_kwargs": arch_kwargs,
+        "dataset": dataset,
+        "data_dir": data_dir,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "weight_decay": weight_decay,
+        "augment": augment,
+        "n_train": n_train,
+        "exclude": exclude,
+        "seed": seed,
+        "device": device,
+        "out_dir": out,
+    }
     if name:
         values["name"] = name
     config = validated(TrainConfig, values)
@@ -224,8 +300,9 @@ def models() -> None:
             if entry.weights.accuracy:
                 source += f" ({entry.weights.accuracy:.2%})"
         shape = "x".join(map(str, entry.input_shape))
-        table.add_row(entry.name, shape, str(entry.num_classes), entry.dataset, source,
-                      entry.description)  # fmt: skip
+        table.add_row(
+            entry.name, shape, str(entry.num_classes), entry.dataset, source, entry.description
+        )
     console.print(table)
     console.print("Also: torchvision:NAME, package.module:factory, file.safetensors, TorchScript.")
 
@@ -237,8 +314,12 @@ def datasets() -> None:
 
     table = Table("name", "image", "classes", "description")
     for info in DATASETS.values():
-        table.add_row(info.name, "x".join(map(str, info.image_shape)),
-                      str(info.num_classes or "-"), info.description)  # fmt: skip
+        table.add_row(
+            info.name,
+            "x".join(map(str, info.image_shape)),
+            str(info.num_classes or "-"),
+            info.description,
+        )
     console.print(table)
     console.print("Lookup: --data-dir, then ADVLAB_DATA_DIR, then a download into ~/.advlab/cache.")
 
@@ -251,13 +332,13 @@ def attacks() -> None:
     table = Table("name", "parameters (defaults)", "description")
     for name, cls in sorted(ATTACKS.items()):
         params = inspect.signature(cls.__init__).parameters.values()
-        shown = ", ".join(
-            f"{p.name}={_fmt(p.default)}" for p in params if p.name != "self"
-        )
+        shown = ", ".join(f"{p.name}={_fmt(p.default)}" for p in params if p.name != "self")
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         table.add_row(name, shown, doc)
     console.print(table)
-    console.print("Pass options as --attack pgd:steps=20,restarts=2 (eps and norm have their own flags).")
+    console.print(
+        "Pass options as --attack pgd:steps=20,restarts=2 (eps and norm have their own flags)."
+    )
 
 
 @app.command()
@@ -274,9 +355,18 @@ def runs(
         return
     table = Table("run id", "created", "status", "model", "dataset", "n", "clean acc", "worst case")
     for row in results_store.list_runs():
-        table.add_row(*(str(row.get(key, "")) for key in
-                        ("run_id", "created", "status", "model", "dataset", "n",
-                         "clean_accuracy", "worst_case")))  # fmt: skip
+        worst = row.get("worst_case") or {}
+        worst_text = ", ".join(f"{float(eps):g}: {_pct(acc)}" for eps, acc in worst.items())
+        table.add_row(
+            str(row["run_id"])[:12],
+            str(row.get("created", ""))[:19],
+            str(row.get("status", "")),
+            str(row.get("model", "")),
+            str(row.get("dataset", "")),
+            str(row.get("n", "")),
+            _pct(row.get("clean_accuracy")),
+            worst_text,
+        )
     console.print(table)
 
 
@@ -286,8 +376,10 @@ def _fmt(value: Any) -> str:
 
 def _print_run_header(config: EvaluateConfig) -> None:
     names = ", ".join(a.name + (f"({a.norm})" if a.norm != "linf" else "") for a in config.attacks)
-    console.print(f"[bold]advlab[/bold] {config.model} on {config.dataset} (n={config.n}, "
-                  f"seed={config.seed}): {names} at eps {', '.join(f'{e:g}' for e in config.epsilons)}")  # fmt: skip
+    console.print(
+        f"[bold]advlab[/bold] {config.model} on {config.dataset} (n={config.n}, "
+        f"seed={config.seed}): {names} at eps {', '.join(f'{e:g}' for e in config.epsilons)}"
+    )
 
 
 def _pct(value: Any) -> str:
@@ -300,16 +392,34 @@ def _num(value: Any, digits: int = 3) -> str:
 
 def _print_results(results: dict[str, Any]) -> None:
     console.print(f"clean accuracy: {_pct(results['clean_accuracy'])} on {results['n']} images")
-    table = Table("attack", "norm", "eps", "robust acc", "success rate", "mean Linf", "mean L2",
-                  "confidence", "img/s", title="robustness")  # fmt: skip
+    table = Table(
+        "attack",
+        "norm",
+        "eps",
+        "robust acc",
+        "success rate",
+        "mean Linf",
+        "mean L2",
+        "confidence",
+        "img/s",
+        title="robustness",
+    )
     for row in results["results"]:
-        table.add_row(row["attack"], row["norm"], f"{row['eps']:g}", _pct(row["robust_accuracy"]),
-                      _pct(row["attack_success_rate"]), _num(row.get("mean_linf")),
-                      _num(row.get("mean_l2")), _pct(row.get("mean_confidence")),
-                      _num(row.get("images_per_second"), 0))  # fmt: skip
+        table.add_row(
+            row["attack"],
+            row["norm"],
+            f"{row['eps']:g}",
+            _pct(row["robust_accuracy"]),
+            _pct(row["attack_success_rate"]),
+            _num(row.get("mean_linf")),
+            _num(row.get("mean_l2")),
+            _pct(row.get("mean_confidence")),
+            _num(row.get("images_per_second"), 0),
+        )
     for eps, accuracy in results["worst_case"].items():
-        table.add_row("[bold]worst case[/bold]", "", f"{float(eps):g}", _pct(accuracy),
-                      "", "", "", "", "")  # fmt: skip
+        table.add_row(
+            "[bold]worst-case[/bold]", "", f"{float(eps):g}", _pct(accuracy), "", "", "", "", ""
+        )
     console.print(table)
 
 

@@ -49,9 +49,13 @@ class ImageDataset:
         positions = np.asarray(positions, dtype=np.int64)
         index = torch.from_numpy(positions)
         return ImageDataset(
-            self.name, self.split, self.pixels[index], self.labels[index],
-            self.class_names, self.indices[positions],
-        )  # fmt: skip
+            self.name,
+            self.split,
+            self.pixels[index],
+            self.labels[index],
+            self.class_names,
+            self.indices[positions],
+        )
 
     def batches(
         self, batch_size: int, start: int = 0

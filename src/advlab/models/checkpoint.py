@@ -43,6 +43,7 @@ def save_checkpoint(net: nn.Module, path: str | Path, metadata: Mapping[str, Any
     state = {key: value.detach().cpu().contiguous() for key, value in net.state_dict().items()}
     tmp = path.with_suffix(".safetensors.tmp")
     save_file(state, str(tmp))
+    tmp.chmod(0o644)  # safetensors creates 0600 files; a checkpoint is meant to be shared
     tmp.replace(path)  # atomic: an interrupted save never leaves a half-written checkpoint
     sidecar = {"format_version": SIDECAR_VERSION, **metadata, "sha256": sha256_of(path)}
     sidecar_path(path).write_text(json.dumps(sidecar, indent=2, default=str))
@@ -74,11 +75,15 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as error:
-            raise AdvlabError(f"weights file {path} is corrupt or not safetensors ({error})") from None
+            raise AdvlabError(
+                f"weights file {path} is corrupt or not safetensors ({error})"
+            ) from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a corrupt or pickled file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         raise AdvlabError(
             f"cannot read weights file {path}: {first_line} (advlab loads only tensors, never "
             "pickled code; re-save it as a state dict or safetensors)"
@@ -106,7 +111,9 @@ def load_weights_into(net: nn.Module, path: str | Path) -> None:
     if result.missing_keys:
         problems.append(f"{len(result.missing_keys)} missing (e.g. {result.missing_keys[0]})")
     if result.unexpected_keys:
-        problems.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        problems.append(
+            f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})"
+        )
     if problems:
         raise AdvlabError(
             f"weights in {path} do not fit this architecture: keys {', '.join(problems)}; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,8 +26,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 @dataclass(frozen=True)
@@ -66,55 +76,93 @@ def register(entry: ModelEntry) -> ModelEntry:
 
 
 def registered_models() -> list[ModelEntry]:
-    _load_zoo_entries()
+    get_entry("mnist-cnn")  # attaches the bundled zoo checkpoints once
     return sorted(_REGISTRY.values(), key=lambda entry: entry.name)
 
 
-register(ModelEntry(
-    name="mnist-cnn",
-    description="Two-conv MNIST CNN trained by advlab (bundled demo model)",
-    build=arch.MnistCNN, input_shape=(1, 28, 28), num_classes=10, dataset="mnist",
-    mean=MNIST_MEAN, std=MNIST_STD,
-))  # fmt: skip
-register(ModelEntry(
-    name="mnist-mlp",
-    description="Three-layer fully connected MNIST model (a second architecture)",
-    build=arch.MnistMLP, input_shape=(1, 28, 28), num_classes=10, dataset="mnist",
-    mean=MNIST_MEAN, std=MNIST_STD,
-))  # fmt: skip
-register(ModelEntry(
-    name="cifar-resnet20",
-    description="CIFAR-10 ResNet-20 (He et al. 2016), pretrained by Y. Idelbayev, 91.73% top-1",
-    build=lambda **kw: arch.CifarResNet(depth=20, **kw),
-    input_shape=(3, 32, 32), num_classes=10, dataset="cifar10",
-    mean=IMAGENET_MEAN, std=IMAGENET_STD, class_names=CIFAR10_CLASSES,
-    weights=WeightsSource(
-        filename="resnet20-12fca82f.th",
-        sha256="12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8",
-        url="https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet20-12fca82f.th",
-        license="BSD-2-Clause, (c) 2018 Yerlan Idelbayev", accuracy=0.9173,
-    ),
-))  # fmt: skip
-register(ModelEntry(
-    name="cifar-resnet18",
-    description="ResNet-18 for 32x32 inputs (width configurable, default 64)",
-    build=arch.CifarResNet18, input_shape=(3, 32, 32), num_classes=10, dataset="cifar10",
-    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), class_names=CIFAR10_CLASSES,
-))  # fmt: skip
-register(ModelEntry(
-    name="cifar-mobilenetv2",
-    description="MobileNetV2 for 32x32 inputs (width multiplier configurable, default 1.0)",
-    build=arch.cifar_mobilenetv2, input_shape=(3, 32, 32), num_classes=10, dataset="cifar10",
-    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), class_names=CIFAR10_CLASSES,
-))  # fmt: skip
+register(
+    ModelEntry(
+        name="mnist-cnn",
+        description="Two-conv MNIST CNN trained by advlab (bundled demo model)",
+        build=arch.MnistCNN,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        dataset="mnist",
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+    )
+)
+register(
+    ModelEntry(
+        name="mnist-mlp",
+        description="Three-layer fully connected MNIST model (a second architecture)",
+        build=arch.MnistMLP,
+        input_shape=(1, 28, 28),
+        num_classes=10,
+        dataset="mnist",
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+    )
+)
+register(
+    ModelEntry(
+        name="cifar-resnet20",
+        description="CIFAR-10 ResNet-20 (He et al. 2016), pretrained by Y. Idelbayev, 91.73% top-1",
+        build=lambda **kw: arch.CifarResNet(depth=20, **kw),
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        dataset="cifar10",
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        class_names=CIFAR10_CLASSES,
+        weights=WeightsSource(
+            filename="resnet20-12fca82f.th",
+            sha256="12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8",
+            url="https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/resnet20-12fca82f.th",
+            license="BSD-2-Clause, (c) 2018 Yerlan Idelbayev",
+            accuracy=0.9173,
+        ),
+    )
+)
+register(
+    ModelEntry(
+        name="cifar-resnet18",
+        description="ResNet-18 for 32x32 inputs (width configurable, default 64)",
+        build=arch.CifarResNet18,
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        dataset="cifar10",
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        class_names=CIFAR10_CLASSES,
+    )
+)
+register(
+    ModelEntry(
+        name="cifar-mobilenetv2",
+        description="MobileNetV2 for 32x32 inputs (width multiplier configurable, default 1.0)",
+        build=arch.cifar_mobilenetv2,
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        dataset="cifar10",
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        class_names=CIFAR10_CLASSES,
+    )
+)
 for _name in ("resnet50", "mobilenet_v2"):
-    register(ModelEntry(
-        name=_name,
-        description=f"torchvision {_name} on ImageNet (weights: torchvision's named weights)",
-        build=lambda _n=_name, **kw: _torchvision_build(_n, **kw),
-        input_shape=(3, 224, 224), num_classes=1000, dataset="imagenet",
-        mean=IMAGENET_MEAN, std=IMAGENET_STD,
-    ))  # fmt: skip
+    register(
+        ModelEntry(
+            name=_name,
+            description=f"torchvision {_name} on ImageNet (weights: torchvision's named weights)",
+            build=lambda _n=_name, **kw: _torchvision_build(_n, **kw),
+            input_shape=(3, 224, 224),
+            num_classes=1000,
+            dataset="imagenet",
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+        )
+    )
 
 
 def _torchvision_build(name: str, **kwargs: Any) -> nn.Module:
@@ -131,8 +179,6 @@ def _load_zoo_entries() -> None:
     for item in zoo.iterdir():
         if not item.name.endswith(".json"):
             continue
-        import json
-
         meta = json.loads(item.read_text())
         name = meta.get("name", item.name.removesuffix(".json"))
         base = _REGISTRY.get(meta["architecture"])
@@ -143,17 +189,24 @@ def _load_zoo_entries() -> None:
             continue
         source = WeightsSource(
             filename=item.name.removesuffix(".json") + ".safetensors",
-            sha256=meta.get("sha256", ""), bundled=True,
-            license="BSD-3-Clause (advlab's own training)",
+            sha256=meta.get("sha256", ""),
+            bundled=True,
+            license=meta.get("license", "BSD-3-Clause (advlab's own training)"),
             accuracy=(meta.get("metrics") or {}).get("test_accuracy"),
-        )  # fmt: skip
+        )
         _REGISTRY[name] = ModelEntry(
             name=name,
             description=meta.get("description", base.description),
-            build=base.build, input_shape=base.input_shape, num_classes=base.num_classes,
-            dataset=base.dataset, mean=base.mean, std=base.std, class_names=base.class_names,
-            weights=source, arch_kwargs=dict(meta.get("arch_kwargs") or {}),
-        )  # fmt: skip
+            build=base.build,
+            input_shape=base.input_shape,
+            num_classes=base.num_classes,
+            dataset=base.dataset,
+            mean=base.mean,
+            std=base.std,
+            class_names=base.class_names,
+            weights=source,
+            arch_kwargs=dict(meta.get("arch_kwargs") or {}),
+        )
 
 
 _zoo_loaded = False
@@ -216,16 +269,22 @@ def _download(source: WeightsSource, target: Path) -> Path:
         torch.hub.download_url_to_file(str(source.url), str(target), hash_prefix=source.sha256)
     except Exception as error:
         raise AdvlabError(
-            f"could not download {source.url} ({error}); download it by hand and pass --weights FILE"
+            f"could not download {source.url} ({error}); "
+            "download it by hand and pass --weights FILE"
         ) from None
     return target
 
 
 def _wrap(net: nn.Module, entry: ModelEntry) -> ImageClassifier:
     return ImageClassifier(
-        net, name=entry.name, input_shape=entry.input_shape, num_classes=entry.num_classes,
-        mean=entry.mean, std=entry.std, class_names=entry.class_names,
-    )  # fmt: skip
+        net,
+        name=entry.name,
+        input_shape=entry.input_shape,
+        num_classes=entry.num_classes,
+        mean=entry.mean,
+        std=entry.std,
+        class_names=entry.class_names,
+    )
 
 
 def build_model(name: str, **arch_kwargs: Any) -> ImageClassifier:
@@ -316,6 +375,10 @@ def _load_file_model(
         load_weights_into(model.net, path)
         if meta.get("class_names"):
             model.class_names = list(meta["class_names"])
+        if meta.get("num_classes"):
+            model.num_classes = int(meta["num_classes"])
+        if meta.get("input_shape"):
+            model.input_shape = tuple(int(v) for v in meta["input_shape"])
         model.name = meta.get("name", path.stem)
         return model
     try:
@@ -366,9 +429,13 @@ def _load_torchvision(
             ) from None
     num_classes = int(arch_kwargs.get("num_classes", 1000))
     return ImageClassifier(
-        net, name=entry.name if entry else name, input_shape=(3, 224, 224),
-        num_classes=num_classes, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-    )  # fmt: skip
+        net,
+        name=entry.name if entry else name,
+        input_shape=(3, 224, 224),
+        num_classes=num_classes,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    )
 
 
 def _load_factory(
@@ -388,7 +455,9 @@ def _load_factory(
         model = net
     else:
         if not isinstance(net, nn.Module):
-            raise AdvlabError(f"model factory '{spec}' returned {type(net).__name__}, not nn.Module")
+            raise AdvlabError(
+                f"model factory '{spec}' returned {type(net).__name__}, not nn.Module"
+            )
         model = ImageClassifier(
             net, name=spec, input_shape=(0, 0, 0), num_classes=0, mean=mean, std=std
         )

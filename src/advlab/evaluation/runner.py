@@ -1,0 +1,366 @@
+"""``evaluate``: a resumable sweep of attacks x epsilons over a data set.
+
+The work is cut into units: one clean-pass batch, or one (attack, eps, batch). Each unit
+gets its own seed, derived from the run seed and the unit's name, and is committed to
+the results store when it finishes; a second call with the same configuration skips
+the stored units. The numbers are then computed from the stored per-image rows only,
+so a resumed run ends with exactly the numbers of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+import advlab
+from advlab.attacks import frozen_eval
+from advlab.attacks.threat import perturbation_norms
+from advlab.data import ImageDataset
+from advlab.errors import AdvlabError, check
+from advlab.evaluation import metrics
+from advlab.evaluation.results import AttackEvaluation, AttackExamples, Evaluation
+from advlab.evaluation.spec import (
+    AttackSpec,
+    check_sweep,
+    derive_seed,
+    run_id_of,
+    run_identity,
+)
+from advlab.evaluation.store import CLEAN_KEY, CleanRows, ResultStore, UnitRows
+from advlab.models import ImageClassifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """Passed to ``on_batch`` after each unit is committed (``attack`` None: clean pass)."""
+
+    attack: str | None
+    eps: float | None
+    offset: int
+    size: int
+    units_done: int
+    units_total: int
+    seconds: float
+
+
+def evaluate(
+    model: ImageClassifier,
+    dataset: ImageDataset,
+    attacks: Sequence[AttackSpec],
+    epsilons: Sequence[float],
+    *,
+    batch_size: int = 128,
+    seed: int = 0,
+    store: ResultStore | None = None,
+    run_config: dict[str, Any] | None = None,
+    progress: bool = True,
+    examples: int = 8,
+    on_batch: Callable[[BatchDone], None] | None = None,
+) -> Evaluation:
+    """Run every attack at every eps on ``dataset`` and measure robustness.
+
+    Attacks run only on the images the model classifies correctly (the others count as
+    not robust at no cost); ``worst_case`` counts an image robust at an eps only if every
+    attack failed on it. Pass a :class:`ResultStore` to make the run resumable: the same
+    configuration continues where an interrupted run stopped. Without one, the rows live
+    in an in-memory store for the duration of the call.
+    """
+    attacks = list(attacks)
+    epsilons = [float(eps) for eps in epsilons]
+    check(len(dataset) > 0, "the data set is empty: give at least one image")
+    check(examples >= 0, f"examples must be >= 0, got {examples}")
+    check_sweep(attacks, epsilons, batch_size)
+    _check_fits(model, dataset)
+    identity = run_identity(model, dataset, attacks, epsilons, batch_size, seed)
+    run_id = run_id_of(identity)
+    config = {
+        **(run_config or {}), "batch_size": batch_size, "seed": seed, "epsilons": epsilons,
+        "attacks": [spec.to_dict() for spec in attacks],
+    }  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(ResultStore(":memory:"))
+        sweep = _Sweep(model, dataset, attacks, epsilons, batch_size, seed, store, run_id, examples)
+        resumed = store.start_run(run_id, identity, config, sweep.units_total)
+        done = store.done_units(run_id)
+        if resumed:
+            log.info("resuming run %s: %d of %d units already stored in %s",
+                     run_id, len(done), sweep.units_total, store.path)  # fmt: skip
+        try:
+            sweep.run(done, progress, on_batch)
+            evaluation = _collect(sweep, identity, config)
+        except KeyboardInterrupt:
+            _mark(store, run_id, "interrupted")
+            log.warning("interrupted: run %s is saved in %s; run the same evaluation again to "
+                        "resume it", run_id, store.path)  # fmt: skip
+            raise
+        except BaseException:
+            _mark(store, run_id, "failed")
+            raise
+        store.finish_run(run_id, evaluation.to_dict())
+    return evaluation
+
+
+def _mark(store: ResultStore, run_id: str, status: str) -> None:
+    # Never let a failing store hide the error that stopped the run.
+    with contextlib.suppress(AdvlabError):
+        store.set_status(run_id, status)
+
+
+def _check_fits(model: ImageClassifier, dataset: ImageDataset) -> None:
+    shape = tuple(getattr(model, "input_shape", ()) or ())
+    if shape and all(shape):
+        check(shape == dataset.image_shape,
+              f"model '{model.name}' expects images of shape {shape} but data set "
+              f"'{dataset.name}' has {dataset.image_shape}: pick a matching model and data "
+              "set")  # fmt: skip
+    num_classes = int(getattr(model, "num_classes", 0) or 0)
+    if num_classes:
+        top = int(dataset.labels.max())
+        check(top < num_classes,
+              f"data set '{dataset.name}' has label {top} but model '{model.name}' has only "
+              f"{num_classes} classes: pick a matching model and data set")  # fmt: skip
+
+
+def _softmax_top(model: torch.nn.Module, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted class and its softmax probability, per image."""
+    with torch.no_grad(), frozen_eval(model):
+        logits = model(images).float()
+    check(bool(torch.isfinite(logits).all()),
+          f"model '{getattr(model, 'name', '?')}' returned NaN or infinite logits: check its "
+          "weights and that it takes images in [0, 1]")  # fmt: skip
+    probabilities = torch.softmax(logits, dim=1)
+    confidence, prediction = probabilities.max(dim=1)
+    return prediction.cpu().numpy().astype(np.int64), confidence.cpu().numpy().astype(np.float64)
+
+
+class _Sweep:
+    """The units of one run and the code that computes and stores each of them."""
+
+    def __init__(
+        self,
+        model: ImageClassifier,
+        dataset: ImageDataset,
+        attacks: list[AttackSpec],
+        epsilons: list[float],
+        batch_size: int,
+        seed: int,
+        store: ResultStore,
+        run_id: str,
+        examples: int,
+    ) -> None:
+        self.model, self.dataset, self.attacks, self.epsilons = model, dataset, attacks, epsilons
+        self.batch_size, self.seed, self.store, self.run_id = batch_size, seed, store, run_id
+        self.examples = examples
+        self.device = _model_device(model)
+        self.offsets = list(range(0, len(dataset), batch_size))
+        self.units_total = len(self.offsets) * (1 + len(attacks) * len(epsilons))
+
+    def run(
+        self,
+        done: set[tuple[str, float, int]],
+        progress: bool,
+        on_batch: Callable[[BatchDone], None] | None,
+    ) -> None:
+        count = len(done)
+
+        def finished(attack: str | None, eps: float | None, offset: int, seconds: float) -> None:
+            nonlocal count
+            count += 1
+            advance()
+            if on_batch is not None:
+                size = min(self.batch_size, len(self.dataset) - offset)
+                on_batch(BatchDone(attack, eps, offset, size, count, self.units_total, seconds))
+
+        with _progress_bar(self.units_total, len(done), progress) as (describe, advance):
+            describe("clean")
+            for offset in self.offsets:
+                if (CLEAN_KEY, 0.0, offset) not in done:
+                    finished(None, None, offset, self._clean_unit(offset))
+            clean = self.store.clean_rows(self.run_id, len(self.dataset))
+            for spec in self.attacks:
+                key = spec.key
+                for eps in self.epsilons:
+                    describe(f"{key} eps={eps:.4g}")
+                    for offset in self.offsets:
+                        if (key, eps, offset) not in done:
+                            seconds = self._attack_unit(spec, key, eps, offset, clean)
+                            finished(key, eps, offset, seconds)
+
+    def _batch(self, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
+        _, images, labels = next(self.dataset.batches(self.batch_size, start=offset))
+        return images.to(self.device), labels.to(self.device)
+
+    def _clean_unit(self, offset: int) -> float:
+        start = time.perf_counter()
+        images, labels = self._batch(offset)
+        prediction, confidence = _softmax_top(self.model, images)
+        seconds = time.perf_counter() - start
+        self.store.write_clean(
+            self.run_id, offset, labels.cpu().numpy(), prediction, confidence, seconds
+        )
+        return seconds
+
+    def _attack_unit(
+        self, spec: AttackSpec, key: str, eps: float, offset: int, clean: CleanRows
+    ) -> float:
+        start = time.perf_counter()
+        images, labels = self._batch(offset)
+        size = labels.shape[0]
+        positions = np.arange(offset, offset + size)
+        correct = clean.correct[positions]
+        # Defaults for images the model already gets wrong: not attacked, nothing spent.
+        adversarial = images.clone()
+        pred, conf = clean.pred[positions].copy(), clean.confidence[positions].copy()
+        success = np.zeros(size, dtype=bool)
+        target = np.full(size, -1, dtype=np.int64)
+        linf, l2 = np.zeros(size), np.zeros(size)
+        queries = np.zeros(size, dtype=np.int64)
+        index = np.flatnonzero(correct)
+        if index.size:
+            attack = spec.build(eps, derive_seed(self.seed, key, eps, offset))
+            chosen = torch.from_numpy(index).to(self.device)
+            result = attack(self.model, images[chosen], labels[chosen])
+            adversarial[chosen] = result.adversarial
+            pred[index], conf[index] = _softmax_top(self.model, result.adversarial)
+            norms = perturbation_norms(result.adversarial, images[chosen])
+            linf[index] = norms["linf"].double().cpu().numpy()
+            l2[index] = norms["l2"].double().cpu().numpy()
+            queries[index] = result.queries.cpu().numpy()
+            if result.targets is not None:
+                target[index] = result.targets.cpu().numpy()
+                success[index] = pred[index] == target[index]
+            else:
+                # From the stored predictions, so success and robust accuracy always agree.
+                success[index] = pred[index] != clean.labels[positions][index]
+        seconds = time.perf_counter() - start
+        rows = UnitRows(positions, correct, pred, conf, success,
+                        target if (target >= 0).any() else None, linf, l2, queries)  # fmt: skip
+        keep = self._examples(offset, images, adversarial, labels, clean, pred, conf)
+        self.store.write_unit(self.run_id, key, eps, offset, rows, seconds, keep)
+        return seconds
+
+    def _examples(
+        self,
+        offset: int,
+        images: torch.Tensor,
+        adversarial: torch.Tensor,
+        labels: torch.Tensor,
+        clean: CleanRows,
+        pred: np.ndarray,
+        conf: np.ndarray,
+    ) -> dict[str, np.ndarray] | None:
+        """Images of the first batch for the report, one per class first (data sets such as
+        the bundled demo set are sorted by class, and eight zeros make a dull figure)."""
+        if offset != 0 or self.examples == 0:
+            return None
+        label_array = labels.cpu().numpy().astype(np.int64)
+        _, first = np.unique(label_array, return_index=True)
+        rest = np.setdiff1d(np.arange(label_array.size), first)
+        pick = np.concatenate([np.sort(first), rest])[: self.examples]
+        index = torch.from_numpy(pick).to(images.device)
+        return {
+            "clean": images[index].float().cpu().numpy(),
+            "adversarial": adversarial[index].float().cpu().numpy(),
+            "labels": label_array[pick],
+            "clean_pred": clean.pred[pick], "clean_conf": clean.confidence[pick].astype(np.float32),
+            "adv_pred": pred[pick], "adv_conf": conf[pick].astype(np.float32),
+        }  # fmt: skip
+
+
+def _collect(sweep: _Sweep, identity: dict[str, Any], config: dict[str, Any]) -> Evaluation:
+    """The run's numbers, from the per-image rows in the store."""
+    store, run_id, dataset, n = sweep.store, sweep.run_id, sweep.dataset, len(sweep.dataset)
+    names = list(dataset.class_names)
+    clean = store.clean_rows(run_id, n)
+    results: list[AttackEvaluation] = []
+    robust_by_eps: dict[float, list[np.ndarray]] = {eps: [] for eps in sweep.epsilons}
+    for spec in sweep.attacks:
+        key = spec.key
+        for eps in sweep.epsilons:
+            outcomes = store.attack_rows(run_id, key, eps, n)
+            robust_by_eps[eps].append(metrics.robust_correct(outcomes, clean.labels))
+            seconds = store.unit_seconds(run_id, key, eps)
+            attack = spec.build(eps, sweep.seed)
+            results.append(AttackEvaluation(
+                attack=attack.name, key=key, norm=spec.norm, eps=eps, targeted=attack.targeted,
+                **metrics.attack_metrics(outcomes, clean.labels, names),
+                seconds=seconds, images_per_second=n / seconds if seconds > 0 else None,
+                config=attack.config(),
+            ))  # fmt: skip
+    stored_examples = store.examples(run_id) if sweep.examples else {}
+    return Evaluation(
+        run_id=run_id, model=identity["model"], dataset=dataset.name, split=dataset.split,
+        n=n, seed=sweep.seed, class_names=names,
+        clean_accuracy=metrics.accuracy(clean.correct),
+        per_class_clean_accuracy=metrics.per_class_accuracy(clean.correct, clean.labels, names),
+        results=results,
+        worst_case={eps: metrics.worst_case_accuracy(robust_by_eps[eps]) for eps in sweep.epsilons},
+        config=config, weights_sha256=identity["weights_sha256"],
+        advlab_version=advlab.__version__, device=str(sweep.device),
+        seconds=store.unit_seconds(run_id),
+        examples=_as_examples(stored_examples, sweep),
+    )  # fmt: skip
+
+
+def _as_examples(
+    stored: dict[tuple[str, float], dict[str, np.ndarray]], sweep: _Sweep
+) -> dict[tuple[str, float], AttackExamples]:
+    out: dict[tuple[str, float], AttackExamples] = {}
+    for spec in sweep.attacks:
+        for eps in sweep.epsilons:
+            arrays = stored.get((spec.key, eps))
+            if arrays is None:
+                continue
+            k = sweep.examples
+            tensors = {name: torch.from_numpy(np.array(arr[:k])) for name, arr in arrays.items()}
+            out[(spec.key, eps)] = AttackExamples(
+                attack=spec.to_dict()["name"], key=spec.key, norm=spec.norm, eps=eps,
+                clean=tensors["clean"], adversarial=tensors["adversarial"],
+                labels=tensors["labels"], clean_pred=tensors["clean_pred"],
+                clean_conf=tensors["clean_conf"], adv_pred=tensors["adv_pred"],
+                adv_conf=tensors["adv_conf"],
+            )  # fmt: skip
+    return out
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _progress_bar(
+    total: int, completed: int, enabled: bool
+) -> Iterator[tuple[Callable[[str], None], Callable[[], None]]]:
+    """One bar over all units: yields ``describe(text)`` and ``advance()``; silent if disabled."""
+    if not enabled:
+        yield (lambda _text: None), (lambda: None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns) as bar:
+        task = bar.add_task("evaluating", total=total, completed=completed)
+        yield (lambda text: bar.update(task, description=text)), (lambda: bar.advance(task))

@@ -1,0 +1,317 @@
+"""The self-contained HTML report of one evaluation run.
+
+One file, nothing outside it: figures are embedded as base64 PNG data URIs and the
+stylesheet is inline. Every string that comes from the results (model names, class
+names, config values, attack names) is treated as untrusted and escaped, since a
+results.json can come from anyone.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+import advlab
+from advlab.errors import check
+from advlab.reports.example import Example
+from advlab.reports.figures import (
+    example_grid,
+    figure_to_png_bytes,
+    per_class_bars,
+    per_class_series,
+    robustness_curve,
+    series_label,
+)
+from advlab.reports.tables import (
+    COLUMNS,
+    format_eps,
+    format_number,
+    format_percent,
+    per_class_values,
+    sole_norm,
+    table_rows,
+    worst_case_points,
+)
+from advlab.reports.template import page
+
+logger = logging.getLogger(__name__)
+
+SECTIONS = (
+    ("run", "Run"),
+    ("settings", "Settings"),
+    ("results", "Results"),
+    ("curve", "Robustness curve"),
+    ("examples", "Examples"),
+    ("per-class", "Per class"),
+)
+
+
+def esc(value: Any) -> str:
+    """``value`` as text, safe inside HTML element content and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def write_html_report(
+    results: Mapping[str, Any],
+    examples: Mapping[Any, Example | Mapping[str, Any]] | None,
+    path: str | Path,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Write the report of ``results`` (results.json content) and ``examples`` to ``path``.
+
+    ``examples`` maps a key such as ``"pgd/linf/eps=0.1"`` or ``("pgd-linf", 0.1)`` to an
+    :class:`Example` (or a mapping with its fields); it may be empty. Per-class accuracies
+    may be lists in class order or dicts keyed by class name. Returns the path written.
+    """
+    check(isinstance(results, Mapping), "results must be a dict such as results.json holds")
+    path = Path(path).expanduser()
+    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/report.html")
+    title = title or f"advlab report: {results.get('model', '?')} on {results.get('dataset', '?')}"
+    body = "\n".join(
+        [
+            f"<h1>{esc(title)}</h1>",
+            _nav(),
+            _run_section(results),
+            _settings_section(results),
+            _results_section(results),
+            _curve_section(results),
+            _examples_section(examples or {}, results.get("class_names") or []),
+            _per_class_section(results),
+            f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(_now())}.</footer>",
+        ]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = page(esc(title), body)
+    path.write_text(text, encoding="utf-8")
+    logger.info("wrote the HTML report %s (%d kB)", path, len(text) // 1024)
+    return path
+
+
+# -- sections -----------------------------------------------------------------------------
+
+
+def _nav() -> str:
+    links = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name in SECTIONS)
+    return f"<nav>{links}</nav>"
+
+
+def _run_section(results: Mapping[str, Any]) -> str:
+    split = results.get("split")
+    dataset = results.get("dataset", "n/a")
+    fields = [
+        ("Model", results.get("model", "n/a")),
+        ("Data set", f"{dataset} ({split})" if split else dataset),
+        ("Images (n)", results.get("n", "n/a")),
+        ("Seed", results.get("seed", "n/a")),
+        ("Device", results.get("device", "n/a")),
+        ("Date", results.get("date") or _now()),
+        ("advlab version", results.get("advlab_version", "n/a")),
+        ("Run id", results.get("run_id", "n/a")),
+        ("Weights SHA-256", results.get("weights_sha256") or "n/a"),
+        ("Total time", _seconds(results.get("seconds"))),
+    ]
+    return f'<section id="run"><h2>Run</h2>{_cards(results)}{_meta_table(fields)}</section>'
+
+
+def _cards(results: Mapping[str, Any]) -> str:
+    cards = [("clean accuracy", format_percent(results.get("clean_accuracy")))]
+    worst = worst_case_points(results)
+    if worst:
+        eps, accuracy = worst[-1]
+        cards.append(
+            (f"worst-case robust accuracy, eps {_eps(results, eps)}", format_percent(accuracy))
+        )
+    cards.append(("attack runs", str(len(results.get("results") or []))))
+    inner = "".join(
+        f'<div class="card"><div class="value">{esc(value)}</div>'
+        f'<div class="label">{esc(label)}</div></div>'
+        for label, value in cards
+    )
+    return f'<div class="cards">{inner}</div>'
+
+
+def _settings_section(results: Mapping[str, Any]) -> str:
+    config = results.get("config") or {}
+    parts = ['<section id="settings"><h2>Settings</h2>']
+    if isinstance(config, Mapping) and config:
+        parts.append(_meta_table(_flatten(config)))
+    else:
+        parts.append('<p class="muted">No run configuration was recorded.</p>')
+    attack_rows = [
+        (f"{series_label(e)} eps={_eps_entry(e)}", _compact(e.get("config")))
+        for e in results.get("results") or []
+        if e.get("config")
+    ]
+    if attack_rows:
+        parts.append("<h3>Attack settings</h3>")
+        rows = "".join(
+            f'<tr><td class="text">{esc(label)}</td><td class="wrap">{esc(text)}</td></tr>'
+            for label, text in attack_rows
+        )
+        parts.append(
+            f'<div class="scroll"><table><tr><th class="text">Run</th>'
+            f'<th class="text">Settings</th></tr>{rows}</table></div>'
+        )
+    if config:
+        dumped = json.dumps(config, indent=2, default=str)
+        parts.append(
+            f"<details><summary>Configuration as JSON</summary><pre>{esc(dumped)}</pre></details>"
+        )
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _results_section(results: Mapping[str, Any]) -> str:
+    head = "".join(f"<th{_align(c.key)}>{esc(c.header)}</th>" for c in COLUMNS)
+    body = []
+    for row in table_rows(results):
+        cells = "".join(
+            f"<td{_align(c.key)}>{esc(text)}</td>"
+            for c, text in zip(COLUMNS, row.cells(), strict=True)
+        )
+        body.append(f'<tr class="{row.kind}">{cells}</tr>')
+    note = (
+        "Robust accuracy: share of all images still classified correctly under attack. "
+        "ASR (attack success rate): share of the correctly classified images the attack "
+        "fooled. Distances and confidence are over the successful adversarial examples. "
+        "The worst case counts an image as broken when any attack broke it at that eps."
+    )
+    return (
+        f'<section id="results"><h2>Results</h2><div class="scroll"><table>'
+        f"<tr>{head}</tr>{''.join(body)}</table></div>"
+        f'<p class="muted">{esc(note)}</p></section>'
+    )
+
+
+def _curve_section(results: Mapping[str, Any]) -> str:
+    image = _img(robustness_curve(results), "robust accuracy against eps")
+    caption = "Robust accuracy against eps; the thick black line is the per-image worst case."
+    return (
+        f'<section id="curve"><h2>Robustness curve</h2><figure>{image}'
+        f"<figcaption>{esc(caption)}</figcaption></figure></section>"
+    )
+
+
+def _examples_section(
+    examples: Mapping[Any, Example | Mapping[str, Any]], class_names: Iterable[Any]
+) -> str:
+    names = [str(name) for name in class_names]
+    parts = ['<section id="examples"><h2>Examples</h2>']
+    if not examples:
+        parts.append('<p class="muted">No examples were kept for this run.</p>')
+    for key, example in examples.items():
+        figure = example_grid(example, names)
+        name = _example_name(key)
+        parts.append(f"<h3>{esc(name)}</h3><figure>{_img(figure, f'examples of {name}')}</figure>")
+    parts.append(
+        '<p class="muted">Rows: clean image (true label, prediction, confidence), '
+        "adversarial image (prediction, confidence; red when wrong), perturbation amplified "
+        "around mid-grey.</p></section>"
+    )
+    return "".join(parts)
+
+
+def _per_class_section(results: Mapping[str, Any]) -> str:
+    series = per_class_series(results)
+    parts = ['<section id="per-class"><h2>Per class</h2>']
+    if not series:
+        parts.append('<p class="muted">No per-class accuracies were recorded.</p></section>')
+        return "".join(parts)
+    parts.append(f"<figure>{_img(per_class_bars(results), 'accuracy per class')}</figure>")
+    # The table holds every run, not only the largest eps shown in the figure.
+    names = [str(name) for name in results.get("class_names") or []]
+    columns = [("clean", per_class_values(results.get("per_class_clean_accuracy"), names))]
+    columns += [
+        (
+            f"{series_label(e)} eps={_eps_entry(e)}",
+            per_class_values(e.get("per_class_robust_accuracy"), names),
+        )
+        for e in results.get("results") or []
+    ]
+    count = max(len(values) for _, values in columns)
+    head = '<th class="text">Class</th>' + "".join(f"<th>{esc(label)}</th>" for label, _ in columns)
+    rows = []
+    for index in range(count):
+        name = names[index] if index < len(names) else str(index)
+        cells = "".join(
+            f"<td>{esc(format_percent(values[index] if index < len(values) else None))}</td>"
+            for _, values in columns
+        )
+        rows.append(f'<tr><td class="text">{esc(name)}</td>{cells}</tr>')
+    parts.append(f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _img(figure: Figure, alt: str) -> str:
+    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+
+
+def _meta_table(fields: Iterable[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>" for key, value in fields)
+    return f'<table class="meta">{rows}</table>'
+
+
+def _align(key: str) -> str:
+    return ' class="text"' if key in ("attack", "norm", "targeted") else ""
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested config as ``("attacks[0].name", "pgd")`` pairs, in the order given."""
+    if isinstance(value, Mapping) and value:
+        pairs: list[tuple[str, str]] = []
+        for key, item in value.items():
+            pairs += _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return pairs
+    if isinstance(value, (list, tuple)) and any(isinstance(v, Mapping) for v in value):
+        pairs = []
+        for index, item in enumerate(value):
+            pairs += _flatten(item, f"{prefix}[{index}]")
+        return pairs
+    return [(prefix, value if isinstance(value, str) else json.dumps(value, default=str))]
+
+
+def _compact(config: Any) -> str:
+    if not isinstance(config, Mapping):
+        return str(config)
+    return ", ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value, default=str)}"
+        for key, value in config.items()
+    )
+
+
+def _example_name(key: Any) -> str:
+    # The evaluation keys its examples by (attack key, eps); other callers by a string.
+    if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], (int, float)):
+        return f"{key[0]} eps={format_eps(key[1], 'linf' if 'linf' in str(key[0]) else '')}"
+    return str(key)
+
+
+def _eps_entry(entry: Mapping[str, Any]) -> str:
+    return format_eps(entry.get("eps"), str(entry.get("norm") or ""))
+
+
+def _eps(results: Mapping[str, Any], eps: float) -> str:
+    return format_eps(eps, sole_norm(results) or "")
+
+
+def _seconds(value: Any) -> str:
+    text = format_number(value, ".1f")
+    return text if text == "n/a" else f"{text} s"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,57 @@
+"""The page skeleton and inline stylesheet of the HTML report.
+
+Everything lives in the one file: no external stylesheet, script, font or image, so
+the report opens offline, attaches to an e-mail and archives with the results.
+"""
+
+from __future__ import annotations
+
+STYLE = """
+:root { --ink: #1d2430; --muted: #5c6675; --line: #d9dee6; --band: #f4f6f9;
+        --accent: #2f5fa7; --bad: #c0392b; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: var(--ink); background: #fff; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 32px 0 10px; padding-bottom: 4px;
+     border-bottom: 2px solid var(--line); }
+h3 { font-size: 14px; margin: 20px 0 6px; }
+nav { margin: 10px 0 18px; font-size: 13px; }
+nav a { color: var(--accent); margin-right: 14px; text-decoration: none; }
+.muted { color: var(--muted); }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 14px 0; }
+.card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px;
+        background: var(--band); min-width: 150px; }
+.card .value { font-size: 20px; font-weight: 600; }
+.card .label { font-size: 12px; color: var(--muted); }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; margin: 6px 0; }
+th, td { border: 1px solid var(--line); padding: 3px 8px; text-align: right;
+         white-space: nowrap; }
+th { background: var(--band); font-weight: 600; }
+td.text, th.text { text-align: left; }
+table.meta td, table.meta th { text-align: left; white-space: normal; }
+table.meta th { width: 200px; }
+tr.clean td { background: #eef6ee; }
+tr.worst td { background: #fbeeed; font-weight: 600; }
+td.wrap { white-space: normal; text-align: left; font-family: ui-monospace, monospace;
+          font-size: 12px; }
+pre { background: var(--band); border: 1px solid var(--line); border-radius: 4px;
+      padding: 10px; overflow-x: auto; font-size: 12px; }
+figure { margin: 8px 0 16px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { font-size: 12px; color: var(--muted); }
+footer { margin-top: 40px; font-size: 12px; color: var(--muted); }
+"""
+
+
+def page(title: str, body: str) -> str:
+    """A complete HTML5 document; ``title`` and ``body`` must already be escaped."""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )

@@ -1,0 +1,26 @@
+"""Serve a model over HTTP (standard library only), to attack it as a black box.
+
+``advlab serve`` runs :func:`run_server`; :class:`advlab.targets.HttpTarget` is the client.
+"""
+
+from advlab.serve.payload import RequestError
+from advlab.serve.server import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    PredictionServer,
+    make_server,
+    run_server,
+    serve,
+    start_server_in_thread,
+)
+from advlab.serve.service import ModelService
+
+__all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "ModelService",
+    "PredictionServer",
+    "RequestError",
+    "make_server",
+    "run_server",
+    "serve",
+    "start_server_in_thread",
+]

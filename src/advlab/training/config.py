@@ -1,0 +1,187 @@
+"""Training configuration as data: validated once here, trusted by the trainer.
+
+Build a config with :func:`load_config` (a mapping or a YAML file): it turns pydantic's
+validation errors into a one-line :class:`~advlab.errors.AdvlabError`, which is what the
+CLI shows. Constructing :class:`TrainConfig` directly raises pydantic's ``ValidationError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from advlab.errors import AdvlabError
+
+#: Default learning rate per optimizer when ``lr`` is not given.
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
+#: Fields that may change between an interrupted run and its resumption.
+RESUME_FREE_FIELDS = frozenset({"data_dir", "out_dir", "device", "num_threads"})
+
+
+class AdversarialTrainingConfig(BaseModel):
+    """Train on adversarial examples crafted against the current model each batch.
+
+    ``fgsm-rs`` is fast adversarial training (Wong et al. 2020: FGSM from a random start,
+    step ``alpha``, default 1.25 * eps); ``pgd`` is Madry et al.'s PGD training (``steps``
+    steps of ``alpha``, default 2.5 * eps / steps); ``trades`` is reserved (not yet
+    implemented: ``train`` refuses it).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["fgsm-rs", "pgd", "trades"] = "pgd"
+    eps: float = Field(gt=0, description="perturbation budget in [0, 1] pixel units")
+    norm: Literal["linf", "l2"] = "linf"
+    alpha: float | None = Field(default=None, gt=0)
+    steps: int = Field(default=10, ge=1)
+    beta: float = Field(default=6.0, gt=0, description="TRADES trade-off weight")
+
+    @model_validator(mode="after")
+    def _eps_in_pixel_units(self) -> AdversarialTrainingConfig:
+        if self.norm == "linf" and self.eps > 1:
+            raise ValueError(f"L-inf eps is in [0, 1] pixel units, got {self.eps}: use e.g. 0.3")
+        return self
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines a training run (and, with the seed, its result on CPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "mnist-cnn"
+    arch_kwargs: dict[str, Any] = Field(default_factory=dict)
+    dataset: str | None = None  # None: the model's own data set (registry entry)
+    data_dir: Path | None = None
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float | None = Field(default=None, gt=0)  # None: DEFAULT_LR[optimizer]
+    optimizer: Literal["sgd", "adam"] = "adam"
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    schedule: Literal["cosine", "step", "onecycle", "constant"] = "cosine"
+    seed: int = 0
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    augment: bool = False
+    val_split: Literal["test"] | float = "test"  # or a fraction of train held out
+    n_train: int | None = Field(default=None, ge=1)
+    n_val: int | None = Field(default=None, ge=1)  # validate on a seeded subset
+    exclude: str | None = None
+    out_dir: Path | None = None  # None: runs/<name>
+    name: str | None = None  # None: the model name
+    num_threads: int | None = Field(default=None, ge=1)
+    adversarial: AdversarialTrainingConfig | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        from advlab.models import registered_models
+
+        names = [entry.name for entry in registered_models()]
+        if model not in names:
+            raise ValueError(f"unknown model '{model}': use one of {', '.join(names)}")
+        return model
+
+    @field_validator("dataset", "exclude")
+    @classmethod
+    def _known_dataset(cls, name: str | None) -> str | None:
+        from advlab.data import DATASETS
+
+        known = [key for key in DATASETS if ":" not in key]
+        if name is None or name in known or name.startswith("imagefolder:"):
+            return name
+        raise ValueError(f"unknown data set '{name}': use one of {', '.join(known)}")
+
+    @field_validator("val_split", mode="before")
+    @classmethod
+    def _test_or_fraction(cls, value: Any) -> str | float:
+        # One clear message instead of pydantic's two (one per member of the union).
+        if value == "test":
+            return "test"
+        try:
+            fraction = float(value)
+        except (TypeError, ValueError):
+            fraction = float("nan")
+        if not 0 < fraction < 1:  # also false for nan
+            raise ValueError(f"use 'test' or a fraction in (0, 1), got {value!r}")
+        return fraction
+
+    @model_validator(mode="after")
+    def _defaults(self) -> TrainConfig:
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.optimizer]
+        if self.name is None:
+            self.name = self.model
+        if self.out_dir is None:
+            self.out_dir = Path("runs") / self.name
+        return self
+
+    # The after-validator fills these in; the properties give the type checker plain values.
+    @property
+    def learning_rate(self) -> float:
+        assert self.lr is not None
+        return self.lr
+
+    @property
+    def run_name(self) -> str:
+        assert self.name is not None
+        return self.name
+
+    @property
+    def run_dir(self) -> Path:
+        assert self.out_dir is not None
+        return self.out_dir
+
+    @property
+    def dataset_name(self) -> str:
+        from advlab.models import get_entry
+
+        return self.dataset or get_entry(self.model).dataset
+
+    def identity(self) -> dict[str, Any]:
+        """The fields a resumed run must share with the run it continues."""
+        return self.model_dump(mode="json", exclude=set(RESUME_FREE_FIELDS))
+
+
+def load_config(source: Mapping[str, Any] | str | Path | TrainConfig) -> TrainConfig:
+    """A validated :class:`TrainConfig` from a mapping, a YAML file or a config.
+
+    Raises :class:`AdvlabError` with one line naming the first bad field.
+    """
+    if isinstance(source, TrainConfig):
+        return source
+    if isinstance(source, (str, Path)):
+        source = _read_yaml(Path(source))
+    try:
+        return TrainConfig.model_validate(dict(source))
+    except ValidationError as error:
+        raise AdvlabError(_one_line(error)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise AdvlabError(f"training config not found: {path} (check the path)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise AdvlabError(f"training config {path} is not valid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AdvlabError(f"training config {path} must be a mapping of field: value")
+    return data
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        nested = len(first["loc"]) > 1 and first["loc"][0] == "adversarial"
+        fields = ", ".join((AdversarialTrainingConfig if nested else TrainConfig).model_fields)
+        return f"unknown training option '{where}': use one of {fields}"
+    more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
+    return f"invalid training option '{where}': {message}{more}"

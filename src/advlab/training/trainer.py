@@ -1,0 +1,356 @@
+"""``train(config)``: a seeded, resumable training loop that writes advlab checkpoints.
+
+Every epoch writes ``last.safetensors`` (+ JSON sidecar), ``best.safetensors`` when the
+validation accuracy improved, ``history.json`` and finally ``state.pt``. Calling
+:func:`train` again with the same ``out_dir`` continues after the last finished epoch
+and, on CPU, ends with the same weights as an uninterrupted run; a finished run only
+reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from advlab.data import DATASETS, ImageDataset
+from advlab.errors import AdvlabError
+from advlab.models import ImageClassifier, build_model, get_entry, resolve_device, save_checkpoint
+from advlab.training.config import TrainConfig, load_config
+from advlab.training.data import TrainData, augment_batch, prepare_data
+from advlab.training.schedule import learning_rate
+from advlab.training.state import load_state, restore_rng, rng_states, save_state, write_history
+from advlab.training.steps import TrainingStep, make_training_step
+
+log = logging.getLogger(__name__)
+
+LAST, BEST = "last.safetensors", "best.safetensors"
+EVAL_BATCH = 1000
+
+EpochRecord = dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    out_dir: Path
+    history: list[EpochRecord]  # one record per finished epoch, all calls together
+    best_epoch: int
+    best_val_accuracy: float
+    resumed_from: int  # epochs already finished before this call
+    epochs_run: int  # epochs trained by this call (0 for a finished run)
+    data: dict[str, int]  # sizes: train, val, excluded
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / BEST
+
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / LAST
+
+    @property
+    def final_val_accuracy(self) -> float:
+        return self.history[-1]["val_accuracy"]
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | str | Path,
+    progress: bool = True,
+    *,
+    step: TrainingStep | None = None,
+    on_epoch_end: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train ``config`` (a :class:`TrainConfig`, a mapping or a YAML file) into ``out_dir``.
+
+    ``step`` replaces the configured training step (standard or adversarial) with any
+    ``step(model, images, labels) -> StepOutput``; ``on_epoch_end`` is called with each
+    epoch's record after its checkpoint is on disk.
+    """
+    config = load_config(config)
+    step = step or make_training_step(config.adversarial)  # refuses unknown methods early
+    device = resolve_device(config.device)
+    with _torch_threads(config.num_threads):
+        return _Run(config, device, step, progress, on_epoch_end).execute()
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Use ``count`` CPU threads for the run and give the setting back afterwards."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _Run:
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        step: TrainingStep,
+        progress: bool,
+        on_epoch_end: Callable[[EpochRecord], None] | None,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.step = step
+        self.progress = progress
+        self.on_epoch_end = on_epoch_end
+        self.out_dir = config.run_dir
+
+    # -- the run ------------------------------------------------------------------------
+    def execute(self) -> TrainResult:
+        config = self.config
+        state = load_state(self.out_dir)
+        if state is not None:
+            self._check_same_run(state)
+            if state["epoch"] >= config.epochs:
+                return self._report_finished(state)
+        torch.manual_seed(config.seed)  # weight initialization
+        model = build_model(config.model, **config.arch_kwargs).to(self.device)
+        model.num_classes = int(config.arch_kwargs.get("num_classes", model.num_classes))
+        known = DATASETS.get(config.dataset_name)
+        if known is not None:  # fail before loading (CIFAR-10 takes seconds to read)
+            self._check_fits(model, known.name, known.image_shape, known.num_classes)
+        data = prepare_data(config)
+        self._check_fits(model, data.train.name, data.train.image_shape, data.train.num_classes)
+        model.class_names = list(data.train.class_names)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        optimizer = self._optimizer(model)
+        generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
+        history: list[EpochRecord] = []
+        start = 0
+        if state is not None:
+            model.net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            restore_rng(state["rng"], generator, self.device)
+            history = list(state["history"])
+            start = int(state["epoch"])
+            log.info("resuming %s after epoch %d of %d", self.out_dir, start, config.epochs)
+        sizes = {"train": len(data.train), "val": len(data.val), "excluded": data.excluded}
+        log.info(
+            "training %s on %d %s images (%d excluded), validating on %d, for %d epochs on %s",
+            config.model, sizes["train"], data.train.name, data.excluded, sizes["val"],
+            config.epochs, self.device,
+        )  # fmt: skip
+        with self._progress_bar() as bar:
+            for epoch in range(start, config.epochs):
+                record = self._train_epoch(model, optimizer, data, generator, epoch, bar)
+                history.append(record)
+                self._save_epoch(model, optimizer, generator, history, sizes)
+                log.info(
+                    "epoch %d/%d: loss %.4f, train acc %.4f, val acc %.4f (%.1f s)",
+                    epoch + 1, config.epochs, record["train_loss"], record["train_accuracy"],
+                    record["val_accuracy"], record["seconds"],
+                )  # fmt: skip
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(record)
+        return self._result(history, start, sizes)
+
+    def _train_epoch(
+        self,
+        model: ImageClassifier,
+        optimizer: torch.optim.Optimizer,
+        data: TrainData,
+        generator: torch.Generator,
+        epoch: int,
+        bar: Progress | None,
+    ) -> EpochRecord:
+        config = self.config
+        began = time.perf_counter()
+        batches = _epoch_batches(len(data.train), config.batch_size, generator)
+        total_steps = len(batches) * config.epochs
+        task = None
+        if bar is not None:
+            task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(batches), stats="")
+        model.train()
+        loss_sum, correct, seen, rate = 0.0, 0, 0, config.learning_rate
+        for number, index in enumerate(batches):
+            pixels = data.train.pixels[index]
+            if config.augment:
+                pixels = augment_batch(pixels, generator)
+            images = pixels.to(self.device).float().div_(255.0)
+            labels = data.train.labels[index].to(self.device)
+            rate = learning_rate(
+                config.schedule, config.learning_rate, epoch * len(batches) + number, total_steps
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            optimizer.zero_grad(set_to_none=True)
+            output = self.step(model, images, labels)
+            output.loss.backward()
+            optimizer.step()
+            loss_sum += float(output.loss.detach()) * len(index)
+            correct += int((output.logits.detach().argmax(1) == labels).sum())
+            seen += len(index)
+            if bar is not None and task is not None:
+                stats = f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f}"
+                bar.update(task, advance=1, stats=stats)
+        val_accuracy = evaluate_accuracy(model, data.val, self.device)
+        if bar is not None and task is not None:
+            bar.update(task, stats=f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
+                                   f"val {val_accuracy:.4f}")  # fmt: skip
+        return {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "val_accuracy": val_accuracy,
+            "lr": rate,
+            "seconds": time.perf_counter() - began,
+        }
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _save_epoch(
+        self,
+        model: ImageClassifier,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        history: list[EpochRecord],
+        sizes: dict[str, int],
+    ) -> None:
+        record = history[-1]
+        save_checkpoint(
+            model.net, self.out_dir / LAST, self._metadata(model, record, history, sizes)
+        )
+        best = max(history, key=lambda item: item["val_accuracy"])
+        if best is record:  # first epoch with the highest accuracy wins ties
+            save_checkpoint(
+                model.net, self.out_dir / BEST, self._metadata(model, record, history, sizes)
+            )
+        write_history(self.out_dir, history)
+        save_state(self.out_dir, {
+            "epoch": int(record["epoch"]),
+            "model": {key: value.detach().cpu() for key, value in model.net.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {"name": self.config.schedule, "epoch": int(record["epoch"])},
+            "rng": rng_states(generator, self.device),
+            "history": history,
+            "sizes": sizes,
+            "config": self.config.identity(),
+        })  # fmt: skip
+
+    def _metadata(
+        self,
+        model: ImageClassifier,
+        record: EpochRecord,
+        history: list[EpochRecord],
+        sizes: dict[str, int],
+    ) -> dict[str, Any]:
+        config = self.config
+        metrics: dict[str, float] = {
+            "val_accuracy": record["val_accuracy"],
+            "train_accuracy": record["train_accuracy"],
+            "train_loss": record["train_loss"],
+        }
+        if config.val_split == "test" and config.n_val is None:
+            metrics["test_accuracy"] = record["val_accuracy"]  # the whole test split
+        return {
+            "name": config.run_name,
+            "architecture": config.model,
+            "arch_kwargs": {**get_entry(config.model).arch_kwargs, **config.arch_kwargs},
+            "input_shape": list(model.input_shape),
+            "num_classes": model.num_classes,
+            "mean": list(model.mean),
+            "std": list(model.std),
+            "class_names": list(model.class_names),
+            "dataset": config.dataset_name,
+            "data_sizes": sizes,
+            "epoch": int(record["epoch"]),
+            "metrics": metrics,
+            "history": history,
+            "training": config.model_dump(mode="json"),
+        }
+
+    # -- helpers --------------------------------------------------------------------------
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        config = self.config
+        if config.optimizer == "sgd":
+            return torch.optim.SGD(
+                model.parameters(), lr=config.learning_rate, momentum=config.momentum,
+                weight_decay=config.weight_decay, nesterov=config.momentum > 0,
+            )  # fmt: skip
+        return torch.optim.Adam(
+            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+
+    def _check_fits(
+        self, model: ImageClassifier, dataset: str, shape: tuple[int, ...], classes: int
+    ) -> None:
+        if tuple(model.input_shape) != tuple(shape):
+            raise AdvlabError(
+                f"model '{self.config.model}' takes {tuple(model.input_shape)} images but "
+                f"'{dataset}' has {tuple(shape)}: pick a matching model and data set"
+            )
+        if classes and classes != model.num_classes:
+            raise AdvlabError(
+                f"model '{self.config.model}' has {model.num_classes} outputs but '{dataset}' "
+                f"has {classes} classes: pick a matching pair, or set arch_kwargs num_classes"
+            )
+
+    def _check_same_run(self, state: dict[str, Any]) -> None:
+        saved, current = state["config"], self.config.identity()
+        changed = sorted(
+            key for key in set(saved) | set(current) if saved.get(key) != current.get(key)
+        )
+        if changed:
+            key = changed[0]
+            raise AdvlabError(
+                f"{self.out_dir} holds a run with a different '{key}' ({saved.get(key)!r}, now "
+                f"{current.get(key)!r}): use another out_dir, or delete it to start over"
+            )
+
+    def _report_finished(self, state: dict[str, Any]) -> TrainResult:
+        history = list(state["history"])
+        result = self._result(history, int(state["epoch"]), dict(state["sizes"]))
+        log.info(
+            "%s already finished %d epochs (best val acc %.4f at epoch %d); nothing to do",
+            self.out_dir, state["epoch"], result.best_val_accuracy, result.best_epoch,
+        )  # fmt: skip
+        return result
+
+    def _result(self, history: list[EpochRecord], start: int, sizes: dict[str, int]) -> TrainResult:
+        best = max(history, key=lambda item: item["val_accuracy"])
+        return TrainResult(
+            config=self.config, out_dir=self.out_dir, history=history,
+            best_epoch=int(best["epoch"]), best_val_accuracy=best["val_accuracy"],
+            resumed_from=start, epochs_run=len(history) - start, data=sizes,
+        )  # fmt: skip
+
+    def _progress_bar(self) -> contextlib.AbstractContextManager[Progress | None]:
+        if not self.progress:
+            return contextlib.nullcontext()
+        return Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[stats]}"),
+        )  # fmt: skip
+
+
+def _epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches.pop()  # BatchNorm cannot train on a batch of one image
+    return batches
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, data: ImageDataset, device: torch.device) -> float:
+    """Top-1 accuracy on ``data`` in eval mode (the model is left in eval mode)."""
+    model.eval()
+    correct = 0
+    for _, images, labels in data.batches(EVAL_BATCH):
+        predictions = model(images.to(device)).argmax(1)
+        correct += int((predictions == labels.to(device)).sum())
+    return correct / max(len(data), 1)

@@ -1,0 +1,284 @@
+"""The command line, end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advlab.cli.main import main
+
+REQUIRED_KEYS = {"model", "dataset", "n", "seed", "clean_accuracy", "results", "worst_case"}
+ROW_KEYS = {
+    "attack",
+    "norm",
+    "eps",
+    "targeted",
+    "robust_accuracy",
+    "attack_success_rate",
+    "mean_linf",
+    "mean_l2",
+    "seconds",
+    "images_per_second",
+}
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("ADVLAB_HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_demo_writes_results_and_report(home, capsys):
+    out = home / "demo"
+    code, stdout, _ = run_cli(["demo", "--n", "60", "--out", str(out), "--quiet"], capsys)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert REQUIRED_KEYS <= results.keys() and results["n"] == 60
+    assert {row["attack"] for row in results["results"]} == {"fgsm", "pgd", "mim", "deepfool"}
+    assert all(ROW_KEYS <= row.keys() for row in results["results"])
+    assert results["clean_accuracy"] > 0.9
+    # the attacks really break the model at the largest eps
+    assert results["worst_case"][max(results["worst_case"], key=float)] < 0.2
+    html = (out / "report.html").read_text()
+    assert "mnist-cnn" in html and "data:image/png;base64," in html
+    assert f"{100 * results['clean_accuracy']:.1f}" in html
+
+
+def test_evaluate_with_a_config_file_and_runs_listing(home, capsys):
+    config = home / "run.yaml"
+    config.write_text("attack: [fgsm, 'pgd:steps=5']\neps: ['0.1', '0.2']\nn: 40\nseed: 3\n")
+    out = home / "eval"
+    store = home / "store.sqlite"
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--store",
+            str(store),
+            "--no-report",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    results = json.loads((out / "results.json").read_text())
+    assert results["seed"] == 3 and results["n"] == 40
+    assert sorted({row["eps"] for row in results["results"]}) == [0.1, 0.2]
+    assert not (out / "report.html").exists()
+    code, stdout, _ = run_cli(["runs", "--store", str(store)], capsys)
+    assert code == 0 and "mnist-cnn" in stdout
+
+
+def test_attack_command_writes_adversarial_examples(home, capsys):
+    out = home / "adv"
+    code, stdout, _ = run_cli(
+        [
+            "attack",
+            "--attack",
+            "pgd:steps=10",
+            "--eps",
+            "0.2",
+            "--n",
+            "16",
+            "--out",
+            str(out),
+            "--png",
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 0
+    saved = np.load(out / "adversarial.npz")
+    delta = saved["adversarial"] - saved["clean"]
+    assert np.abs(delta).max() <= 0.2 + 1e-6
+    assert saved["adversarial"].min() >= 0 and saved["adversarial"].max() <= 1
+    assert saved["success"].mean() > 0.5
+    assert len(list((out / "png").glob("*.png"))) == 16
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "--model", "no-such-model"], "unknown model"),
+        (["evaluate", "--dataset", "no-such-data"], "unknown data set"),
+        (["evaluate", "--attack", "no-such-attack"], "unknown attack"),
+        (["evaluate", "--eps", "-0.1"], "eps"),
+        (["evaluate", "--eps", "8"], "8/255"),
+        (["evaluate", "--eps", "abc"], "cannot read eps"),
+        (["evaluate", "--attack", "pgd:steps"], "key=value"),
+        (["evaluate", "--attack", "pgd:bogus=1"], "bad option"),
+        (
+            ["evaluate", "--model", "mnist-mlp", "--weights", "/no/such/file.safetensors"],
+            "not found",
+        ),
+        (["evaluate", "--data-dir", "/no/such/dir", "--dataset", "mnist"], "not found"),
+        (["evaluate", "--config", "/no/such.yaml"], "config file not found"),
+    ],
+)
+def test_user_mistakes_give_one_line_and_exit_2(home, capsys, args, message):
+    code, _, err = run_cli(args + ["--out", str(home / "x"), "--quiet"], capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_checkpoint_and_shape_mismatch(home, capsys, data_dir):
+    bad = home / "bad.pth"
+    bad.write_bytes(b"garbage")
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            "--model",
+            "mnist-cnn",
+            "--weights",
+            str(bad),
+            "--out",
+            str(home / "x"),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 2 and "cannot read weights" in err
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            "--model",
+            "mnist-cnn",
+            "--dataset",
+            "cifar10",
+            "--n",
+            "4",
+            "--out",
+            str(home / "x"),
+            "--quiet",
+        ],
+        capsys,
+    )
+    assert code == 2 and "expects images of shape" in err
+
+
+def test_no_traceback_from_the_installed_command(home):
+    env = {**os.environ, "ADVLAB_HOME": str(home / "home")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "advlab.cli.main", "evaluate", "--model", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "unknown model 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _evaluate_cmd(out: Path, store: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "advlab.cli.main",
+        "evaluate",
+        "--model",
+        "mnist-cnn",
+        "--dataset",
+        "mnist",
+        "--attack",
+        "fgsm",
+        "--attack",
+        "pgd:steps=20",
+        "--eps",
+        "0.1",
+        "--eps",
+        "0.3",
+        "--n",
+        "1000",
+        "--batch-size",
+        "100",
+        "--out",
+        str(out),
+        "--store",
+        str(store),
+        "--no-report",
+        "--quiet",
+    ]
+
+
+def _comparable(results: dict) -> dict:
+    """results.json without the fields that measure time or name the output folder."""
+    timing = {"seconds", "images_per_second", "created", "finished", "started", "out", "store"}
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in timing}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(results)
+
+
+def test_sigint_half_way_then_rerun_resumes_to_identical_results(home, data_dir):
+    env = {**os.environ, "ADVLAB_HOME": str(home / "home")}
+    store = home / "interrupted.sqlite"
+    proc = subprocess.Popen(
+        _evaluate_cmd(home / "a", store), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    # Wait until some batches are stored, then interrupt like a user pressing Ctrl-C.
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if store.exists() and _stored_units(store) >= 3:
+            break
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert not (home / "a" / "results.json").exists()
+    resumed = subprocess.run(
+        _evaluate_cmd(home / "a", store), env=env, capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    straight = subprocess.run(
+        _evaluate_cmd(home / "b", home / "straight.sqlite"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert straight.returncode == 0, straight.stderr
+    first = json.loads((home / "a" / "results.json").read_text())
+    second = json.loads((home / "b" / "results.json").read_text())
+    assert _comparable(first) == _comparable(second)
+
+
+def _stored_units(store: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(store, timeout=1) as db:
+            tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
+            for table in tables:
+                if "batch" in table or "unit" in table:
+                    return int(db.execute(f"select count(*) from {table}").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    return 0

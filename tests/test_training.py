@@ -1,0 +1,265 @@
+"""advlab.training: config validation, the loop, checkpoints, resume, exclusion, the zoo model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from pydantic import ValidationError
+from safetensors.torch import load_file
+from torch import nn
+
+from advlab.attacks import FGSM, PGD
+from advlab.data import load_dataset
+from advlab.errors import AdvlabError
+from advlab.models import ImageClassifier, load_model
+from advlab.training import (
+    AdversarialStep,
+    StandardStep,
+    TrainConfig,
+    evaluate_accuracy,
+    load_config,
+    make_training_step,
+    train,
+)
+from advlab.training.config import AdversarialTrainingConfig
+from advlab.training.data import augment_batch, image_hashes, prepare_data
+from advlab.training.schedule import learning_rate
+
+
+def tiny(out_dir: Path, data_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """A config that trains in about a second on 2 cores."""
+    config: dict[str, Any] = {
+        "model": "mnist-cnn", "arch_kwargs": {"width": 8, "hidden": 32}, "dataset": "mnist",
+        "data_dir": str(data_dir), "epochs": 2, "batch_size": 64, "lr": 3e-3,
+        "n_train": 1500, "n_val": 1000, "out_dir": str(out_dir), "name": "tiny",
+        "num_threads": 1,  # a shared 2-core machine runs tiny models faster on one thread
+    }  # fmt: skip
+    return {**config, **overrides}
+
+
+# --- configuration ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("epochs", -1, "'epochs'"),
+        ("model", "no-such-net", "unknown model 'no-such-net'"),
+        ("dataset", "svhn", "unknown data set 'svhn'"),
+        ("optimizer", "rmsprop", "'optimizer'"),
+        ("schedule", "linear", "'schedule'"),
+        ("val_split", 1.5, "fraction"),
+        ("device", "tpu", "'device'"),
+        ("epoch", 3, "unknown training option 'epoch'"),
+    ],
+)
+def test_bad_config_values_give_one_line_errors(field: str, value: Any, fragment: str) -> None:
+    with pytest.raises(AdvlabError) as caught:
+        load_config({field: value})
+    message = str(caught.value)
+    assert fragment in message
+    assert "\n" not in message
+    with pytest.raises(ValidationError):  # direct construction: pydantic's own error
+        TrainConfig.model_validate({field: value})
+
+
+def test_config_defaults_and_yaml(tmp_path: Path) -> None:
+    file = tmp_path / "run.yaml"
+    file.write_text("model: mnist-mlp\noptimizer: sgd\nval_split: 0.1\nepochs: 3\n")
+    config = load_config(file)
+    assert config.lr == 0.1  # the SGD default
+    assert config.name == "mnist-mlp" and config.out_dir == Path("runs/mnist-mlp")
+    assert config.val_split == 0.1 and config.dataset_name == "mnist"
+    assert load_config({"optimizer": "adam"}).lr == 1e-3
+    with pytest.raises(AdvlabError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(AdvlabError, match="pixel units"):
+        load_config({"adversarial": {"method": "pgd", "eps": 8}})
+
+
+def test_trades_is_refused_before_any_work(tmp_path: Path) -> None:
+    config = {"adversarial": {"method": "trades", "eps": 0.3}, "out_dir": str(tmp_path / "t")}
+    with pytest.raises(AdvlabError, match="not yet implemented"):
+        train(config, progress=False)
+    assert not (tmp_path / "t").exists()
+
+
+def test_schedules() -> None:
+    assert learning_rate("constant", 0.1, 50, 100) == 0.1
+    assert learning_rate("cosine", 0.1, 0, 100) == pytest.approx(0.1)
+    assert learning_rate("cosine", 0.1, 50, 100) == pytest.approx(0.05)
+    assert learning_rate("cosine", 0.1, 100, 100) == pytest.approx(0.0)
+    assert [learning_rate("step", 1.0, t, 100) for t in (49, 50, 75)] == pytest.approx(
+        [1.0, 0.1, 0.01]
+    )
+    onecycle = [learning_rate("onecycle", 1.0, t, 100) for t in range(101)]
+    assert onecycle[0] == pytest.approx(0.04) and max(onecycle) == pytest.approx(1.0)
+    assert onecycle.index(max(onecycle)) == 30 and onecycle[-1] == pytest.approx(0.0)
+
+
+# --- steps and augmentation ----------------------------------------------------------------
+
+
+def test_augmentation_crops_and_flips_reproducibly() -> None:
+    pixels = torch.randint(1, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    first = augment_batch(pixels, torch.Generator().manual_seed(3))
+    again = augment_batch(pixels, torch.Generator().manual_seed(3))
+    assert first.dtype == torch.uint8 and first.shape == pixels.shape
+    assert torch.equal(first, again)
+    assert not torch.equal(first, pixels)
+    # Each output is a shifted (maybe mirrored) window of its input.
+    for out, src in zip(first, pixels, strict=True):
+        window = out[:, 8:24, 8:24]  # always inside the source for shifts of at most 4
+        candidates = [src, src.flip(-1)]
+        assert any(
+            torch.equal(window, c[:, 8 + dy : 24 + dy, 8 + dx : 24 + dx])
+            for c in candidates
+            for dy in range(-4, 5)
+            for dx in range(-4, 5)
+        )
+    gray = torch.randint(1, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    shifted = augment_batch(gray, torch.Generator().manual_seed(0))
+    assert shifted.shape == gray.shape and (shifted == 0).any()  # zero padding came in
+
+
+def test_adversarial_step_crafts_in_eval_mode_and_trains_on_the_result() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+        nn.Linear(4 * 28 * 28, 10),
+    )  # fmt: skip
+    model = ImageClassifier(net, name="bn", input_shape=(1, 28, 28), num_classes=10)
+    model.train()
+    images = torch.rand(8, 1, 28, 28)
+    labels = torch.randint(0, 10, (8,))
+    batchnorm = net[1]
+    assert isinstance(batchnorm, nn.BatchNorm2d)
+    output = AdversarialStep(PGD(eps=0.1, steps=3))(model, images, labels)
+    assert model.training  # given back in train mode
+    # The attack's 3 + 1 forward passes ran in eval mode; only the loss pass counts.
+    assert int(batchnorm.num_batches_tracked) == 1
+    assert all(p.requires_grad for p in model.parameters())
+    output.loss.backward()
+    assert net[0].weight.grad is not None
+
+
+def test_adversarial_step_raises_the_loss(small_mnist_model: ImageClassifier) -> None:
+    data = load_dataset("mnist-demo", n=128, seed=5)
+    clean = StandardStep()(small_mnist_model, data.images, data.labels).loss
+    step = make_training_step(AdversarialTrainingConfig(method="fgsm-rs", eps=0.2))
+    assert isinstance(step, AdversarialStep) and isinstance(step.attack, FGSM)
+    adversarial = step(small_mnist_model, data.images, data.labels).loss
+    assert adversarial.item() > clean.item() + 0.5
+
+
+# --- training runs (need ADVLAB_DATA_DIR for MNIST's training split) ------------------------
+
+
+def test_training_learns_and_checkpoints_every_epoch(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "run"
+    seen: list[dict[str, Any]] = []
+
+    def after_epoch(record: dict[str, float]) -> None:
+        sidecar = json.loads((out / "last.json").read_text())
+        history = json.loads((out / "history.json").read_text())
+        seen.append({"record": record, "sidecar": sidecar, "history": history})
+
+    result = train(tiny(out, data_dir), progress=False, on_epoch_end=after_epoch)
+    assert [item["sidecar"]["epoch"] for item in seen] == [1, 2]
+    assert [len(item["history"]) for item in seen] == [1, 2]
+    assert result.final_val_accuracy > 0.6  # chance is 0.1
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    sidecar = seen[-1]["sidecar"]
+    assert sidecar["architecture"] == "mnist-cnn" and sidecar["name"] == "tiny"
+    assert sidecar["arch_kwargs"] == {"width": 8, "hidden": 32}
+    assert sidecar["training"]["n_train"] == 1500 and len(sidecar["history"]) == 2
+    assert sidecar["data_sizes"] == {"train": 1500, "val": 1000, "excluded": 0}
+    assert "test_accuracy" not in sidecar["metrics"]  # validated on a subset only
+    assert {"last.safetensors", "best.safetensors", "state.pt"} <= {p.name for p in out.iterdir()}
+
+    model = load_model(str(result.best_path))
+    assert model.name == "tiny" and not model.training
+    val = load_dataset("mnist", split="test", n=1000, data_dir=data_dir)
+    best = json.loads((out / "best.json").read_text())
+    assert evaluate_accuracy(model, val, torch.device("cpu")) == best["metrics"]["val_accuracy"]
+    assert best["metrics"]["val_accuracy"] == result.best_val_accuracy
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path: Path, data_dir: Path) -> None:
+    # Augmentation and FGSM-RS draw random numbers: both RNG streams must resume exactly.
+    extra = {"augment": True, "adversarial": {"method": "fgsm-rs", "eps": 0.1}, "n_train": 600}
+    straight = train(tiny(tmp_path / "a", data_dir, **extra), progress=False)
+
+    def interrupt(record: dict[str, float]) -> None:
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    config = tiny(tmp_path / "b", data_dir, **extra)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, progress=False, on_epoch_end=interrupt)
+    assert json.loads((tmp_path / "b" / "last.json").read_text())["epoch"] == 1
+    resumed = train(config, progress=False)
+    assert (resumed.resumed_from, resumed.epochs_run) == (1, 1)
+
+    weights_a = load_file(str(straight.last_path))
+    weights_b = load_file(str(resumed.last_path))
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
+    assert [r["val_accuracy"] for r in resumed.history] == [
+        r["val_accuracy"] for r in straight.history
+    ]
+
+    # A finished run only reports; a different config in the same folder is refused.
+    state = tmp_path / "b" / "state.pt"
+    stamp = state.stat().st_mtime_ns
+    again = train(config, progress=False)
+    assert again.epochs_run == 0 and again.best_val_accuracy == resumed.best_val_accuracy
+    assert state.stat().st_mtime_ns == stamp
+    with pytest.raises(AdvlabError, match="different 'lr'"):
+        train({**config, "lr": 0.01}, progress=False)
+
+
+def test_exclude_drops_exactly_the_demo_images(data_dir: Path) -> None:
+    config = load_config({"dataset": "mnist", "exclude": "mnist-demo", "data_dir": str(data_dir)})
+    data = prepare_data(config)
+    assert data.excluded == 5000 and len(data.train) == 55000
+    demo = set(image_hashes(load_dataset("mnist-demo").pixels))
+    assert demo.isdisjoint(image_hashes(data.train.pixels))
+    assert len(data.val) == 10000 and data.val.split == "test"
+
+
+def test_fraction_val_split_is_held_out_of_train(data_dir: Path) -> None:
+    config = load_config(
+        {"dataset": "mnist", "val_split": 0.1, "n_train": 1000, "data_dir": str(data_dir)}
+    )
+    data = prepare_data(config)
+    assert len(data.val) == 6000 and len(data.train) == 1000
+    assert data.val.split == "train"
+    assert set(data.val.indices.tolist()).isdisjoint(data.train.indices.tolist())
+
+
+def test_model_and_data_must_fit(tmp_path: Path, data_dir: Path) -> None:
+    config = tiny(tmp_path / "x", data_dir, dataset="cifar10", n_train=10)
+    with pytest.raises(AdvlabError, match="takes"):
+        train(config, progress=False)
+    assert not (tmp_path / "x").exists()
+
+
+# --- the bundled demo model -------------------------------------------------------------------
+
+
+def test_bundled_mnist_cnn_loads_and_is_accurate() -> None:
+    zoo = Path(__file__).parents[1] / "src" / "advlab" / "zoo"
+    if not (zoo / "mnist-cnn.safetensors").is_file():
+        pytest.fail("the bundled zoo/mnist-cnn.safetensors is missing")
+    sidecar = json.loads((zoo / "mnist-cnn.json").read_text())
+    assert sidecar["architecture"] == "mnist-cnn" and sidecar["name"] == "mnist-cnn"
+    assert sidecar["metrics"]["test_accuracy"] >= 0.985
+    assert (zoo / "mnist-cnn.safetensors").stat().st_size < 2_000_000
+    model = load_model("mnist-cnn")  # the registry attaches the bundled weights
+    data = load_dataset("mnist-demo", n=1000, seed=0)
+    assert evaluate_accuracy(model, data, torch.device("cpu")) >= 0.98
