@@ -87,7 +87,9 @@ def test_evaluate_with_a_config_file_and_runs_listing(home, capsys):
     assert sorted({row["eps"] for row in results["results"]}) == [0.1, 0.2]
     assert not (out / "report.html").exists()
     code, stdout, _ = run_cli(["runs", "--store", str(store)], capsys)
-    assert code == 0 and "mnist-cnn" in stdout
+    assert code == 0 and results["run_id"][:12] in stdout
+    code, stdout, _ = run_cli(["runs", results["run_id"][:12], "--store", str(store)], capsys)
+    assert code == 0 and json.loads(stdout)["clean_accuracy"] == results["clean_accuracy"]
 
 
 def test_attack_command_writes_adversarial_examples(home, capsys):
@@ -204,15 +206,15 @@ def _evaluate_cmd(out: Path, store: Path) -> list[str]:
         "--attack",
         "fgsm",
         "--attack",
-        "pgd:steps=20",
+        "pgd:steps=5",
         "--eps",
         "0.1",
         "--eps",
         "0.3",
         "--n",
-        "1000",
+        "400",
         "--batch-size",
-        "100",
+        "50",
         "--out",
         str(out),
         "--store",
@@ -282,3 +284,31 @@ def _stored_units(store: Path) -> int:
     except sqlite3.Error:
         return 0
     return 0
+
+
+def test_evaluate_a_black_box_http_endpoint(home, capsys):
+    from advlab.models import load_model
+    from advlab.serve import start_server_in_thread
+
+    server, thread, url = start_server_in_thread(load_model("mnist-cnn"))
+    try:
+        out = home / "bb"
+        code, _, err = run_cli(["evaluate", "--target", url, "--attack", "square:max_queries=100",
+                                "--eps", "0.3", "--n", "20", "--out", str(out), "--no-report",
+                                "--store", str(home / "bb.sqlite"), "--quiet"], capsys)  # fmt: skip
+        assert code == 0, err
+        results = json.loads((out / "results.json").read_text())
+        row = results["results"][0]
+        assert row["attack"] == "square" and row["attack_success_rate"] > 0.5
+        assert 0 < row["mean_queries"] <= 100
+        # The server counted the clean pass, every query the attack spent, and the
+        # evaluator's one check of each returned example: nothing unaccounted for.
+        attacked = round(results["clean_accuracy"] * 20)
+        spent = round(row["mean_queries"] * attacked)
+        assert server.service.queries == 20 + spent + attacked
+        code, _, err = run_cli(["evaluate", "--target", url, "--attack", "pgd",
+                                "--out", str(out), "--quiet"], capsys)  # fmt: skip
+        assert code == 2 and "needs gradients" in err
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

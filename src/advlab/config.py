@@ -62,6 +62,7 @@ class EvaluateConfig(BaseModel):
 
     model: str = "mnist-cnn"
     weights: str | None = None
+    target: str | None = None  # http(s)://host:port or model.onnx: attack as a black box
     dataset: str = "mnist-demo"
     data_dir: str | None = None
     split: str = "test"

@@ -15,6 +15,7 @@ from advlab.config import AttackChoice, EvaluateConfig
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
 from advlab.models import ImageClassifier, load_model, resolve_device
+from advlab.targets import Target, TargetClassifier
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,11 @@ def run_evaluation(config: EvaluateConfig, *, progress: bool = True) -> Evaluati
     from advlab.evaluation import AttackSpec, ResultStore, evaluate
 
     device = resolve_device(config.device)
-    model = load_model(config.model, weights=config.weights, device=device)
+    model = (
+        load_target(config.target, config.attacks)
+        if config.target
+        else load_model(config.model, weights=config.weights, device=device)
+    )
     data = load_dataset(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
     specs = [AttackSpec(name=a.name, norm=a.norm, params=dict(a.params)) for a in config.attacks]
     store = ResultStore(config.store) if config.store else ResultStore()
@@ -81,6 +86,25 @@ def run_evaluation(config: EvaluateConfig, *, progress: bool = True) -> Evaluati
 
         report_path = write_html_report(results, evaluation.examples, out_dir / "report.html")
     return EvaluationOutput(results, results_path, report_path)
+
+
+def load_target(spec: str, attacks: list[AttackChoice]) -> TargetClassifier:
+    """An HTTP endpoint or ONNX file as a query-only model; only black-box attacks may run."""
+    from advlab.attacks import get_attack
+    from advlab.targets import HttpTarget, OnnxTarget
+
+    for choice in attacks:
+        check(
+            not get_attack(choice.name).needs_gradients,
+            f"attack '{choice.name}' needs gradients, which --target {spec} cannot give: "
+            "use a black-box attack (square, simba, hopskipjump, transfer)",
+        )
+    if spec.startswith(("http://", "https://")):
+        target: Target = HttpTarget(spec)
+    else:
+        check(spec.endswith(".onnx"), f"--target must be an http(s):// URL or a .onnx file: {spec}")
+        target = OnnxTarget(spec)
+    return TargetClassifier(target, name=spec)
 
 
 def _yaml_dump(data: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from advlab import __version__
 from advlab.config import AttackChoice, EvaluateConfig, load_yaml, parse_epsilon, validated
@@ -99,6 +99,9 @@ def evaluate(
     weights: Annotated[
         str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")
     ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Attack a black box instead: http://HOST:PORT or FILE.onnx.")
+    ] = None,
     dataset: Annotated[
         str, typer.Option(help="Data set name (see 'advlab datasets').")
     ] = "mnist-demo",
@@ -146,6 +149,7 @@ def evaluate(
         {
             "model": model,
             "weights": weights,
+            "target": target,
             "dataset": dataset,
             "data_dir": data_dir,
             "split": split,
@@ -287,6 +291,34 @@ def train(
 
 
 @app.command()
+def serve(
+    model: Annotated[str, typer.Option(help="Model to serve (as for evaluate).")] = "mnist-cnn",
+    weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    labels_only: Annotated[
+        bool, typer.Option("--labels-only", help="Answer with top-1 labels, never scores.")
+    ] = False,
+    max_batch: Annotated[int, typer.Option(help="Largest batch one request may carry.")] = 256,
+    device: Device = "auto",
+) -> None:
+    """Serve a model as an HTTP endpoint (POST /predict, GET /info) for black-box attacks."""
+    from advlab.models import resolve_device
+    from advlab.serve import run_server
+
+    run_server(
+        model,
+        weights,
+        host=host,
+        port=port,
+        output="labels" if labels_only else "scores",
+        device=str(resolve_device(device)),
+        max_batch=max_batch,
+        ready=lambda url: console.print(f"serving {model} at {url} (Ctrl-C to stop)"),
+    )
+
+
+@app.command()
 def models() -> None:
     """List the registry's models."""
     from advlab.models import registered_models
@@ -353,7 +385,8 @@ def runs(
     if run_id:
         console.print_json(json.dumps(results_store.get_run(run_id), default=str))
         return
-    table = Table("run id", "created", "status", "model", "dataset", "n", "clean acc", "worst case")
+    table = Table("created", "status", "model", "dataset", "n", "clean acc", "worst case")
+    table.columns.insert(0, Column("run id", no_wrap=True, min_width=12))
     for row in results_store.list_runs():
         worst = row.get("worst_case") or {}
         worst_text = ", ".join(f"{float(eps):g}: {_pct(acc)}" for eps, acc in worst.items())

@@ -5,6 +5,7 @@ from advlab.targets.base import (
     LocalTarget,
     QueryBudget,
     Target,
+    TargetClassifier,
     as_target,
 )
 from advlab.targets.http import HttpTarget, QueryLimitReached, TargetRejected, TargetUnavailable
@@ -18,6 +19,7 @@ __all__ = [
     "QueryBudget",
     "QueryLimitReached",
     "Target",
+    "TargetClassifier",
     "TargetRejected",
     "TargetUnavailable",
     "as_target",

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from advlab.errors import AdvlabError, check
+from advlab.models.context import frozen_eval
 
 OutputKind = Literal["scores", "labels"]
 
@@ -70,18 +71,41 @@ class LocalTarget(Target):
 
     @torch.no_grad()
     def _scores(self, images: torch.Tensor) -> torch.Tensor:
-        was_training = self._model.training
-        self._model.eval()
-        try:
+        with frozen_eval(self._model):
             device = next(iter(self._model.parameters()), images).device
             return torch.softmax(self._model(images.detach().to(device)), dim=1)
-        finally:
-            self._model.train(was_training)
+
+
+class TargetClassifier(nn.Module):
+    """A query-only target dressed as a model, so evaluations can count its clean accuracy.
+
+    ``forward`` returns log-probabilities (softmax of them gives the target's scores; for
+    a label-only target, one-hot). It holds no parameters and no gradient flows through
+    it: only black-box attacks can run on it, and they unwrap it back to the target.
+    """
+
+    def __init__(self, target: Target, name: str) -> None:
+        super().__init__()
+        self.target = target
+        self.name = name
+        self.num_classes = target.num_classes
+        self.input_shape = tuple(target.input_shape)
+        self.class_names = [str(i) for i in range(self.num_classes)]
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.target.output == "scores":
+            return self.target.predict_scores(images).clamp_min(1e-12).log()
+        labels = self.target.predict_labels(images)
+        one_hot = torch.full((labels.shape[0], max(self.num_classes, 1)), -30.0)
+        return one_hot.to(images.device).scatter_(1, labels.view(-1, 1), 0.0)
 
 
 def as_target(model_or_target: nn.Module | Target, output: OutputKind = "scores") -> Target:
     if isinstance(model_or_target, Target):
         return model_or_target
+    if isinstance(model_or_target, TargetClassifier):
+        return model_or_target.target
     if isinstance(model_or_target, nn.Module):
         return LocalTarget(model_or_target, output)
     raise AdvlabError(f"expected a model or a Target, got {type(model_or_target).__name__}")
