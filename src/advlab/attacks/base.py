@@ -12,11 +12,9 @@ itself, so a buggy attack can never return an out-of-bounds example.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +24,7 @@ from torch import nn
 
 from advlab.attacks.threat import NORMS, Norm, project
 from advlab.errors import AdvlabError, check
+from advlab.models.context import frozen_eval
 
 TARGET_STRATEGIES = ("random", "least-likely")
 
@@ -46,27 +45,6 @@ class AttackResult:
     @property
     def success_rate(self) -> float:
         return float(self.success.float().mean()) if self.success.numel() else 0.0
-
-
-@contextlib.contextmanager
-def frozen_eval(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and no parameter gradients for the duration; restore both after.
-
-    Restores every sub-module's own ``training`` flag, not just the top one, so a model
-    that keeps e.g. dropout on deliberately is given back exactly as it was found.
-    """
-    modes = [(module, module.training) for module in model.modules()]
-    grads = [(param, param.requires_grad) for param in model.parameters()]
-    model.eval()
-    for param, _ in grads:
-        param.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for module, mode in modes:
-            module.training = mode
-        for param, flag in grads:
-            param.requires_grad_(flag)
 
 
 def check_inputs(images: Any, labels: Any, model: nn.Module | None = None) -> None:
@@ -100,7 +78,8 @@ def check_eps(eps: float | None, norm: str) -> None:
     check(norm in NORMS, f"unknown norm '{norm}': use one of {', '.join(NORMS)}")
     if eps is None:
         return
-    check(isinstance(eps, (int, float)) and math.isfinite(eps), f"eps must be a number, got {eps!r}")
+    check(isinstance(eps, (int, float)) and math.isfinite(eps),
+          f"eps must be a number, got {eps!r}")  # fmt: skip
     check(eps >= 0, f"eps must be >= 0, got {eps}")
     if norm == "linf":
         check(eps <= 1, f"L-inf eps is in [0, 1] pixel units, got {eps}: use e.g. 8/255, not 8")
@@ -123,8 +102,9 @@ class Attack(ABC):
     ) -> None:
         check_eps(eps, norm)
         if target is not None:
+            strategies = " or ".join(TARGET_STRATEGIES)
             check(target in TARGET_STRATEGIES,
-                  f"unknown target strategy '{target}': use {' or '.join(TARGET_STRATEGIES)}")  # fmt: skip
+                  f"unknown target strategy '{target}': use {strategies}")  # fmt: skip
         self.eps = None if eps is None else float(eps)
         self.norm: Norm = norm
         self.target = target

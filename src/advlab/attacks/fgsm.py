@@ -44,5 +44,6 @@ class FGSM(Attack):
         )
         start = random_start(images, self.eps, self.norm) if self.random_start else images
         grad, _ = self.loss_gradient(model, start, goal, targeted)
-        adversarial = project(start + step * direction(grad, self.norm), images, self.eps, self.norm)
+        stepped = start + step * direction(grad, self.norm)
+        adversarial = project(stepped, images, self.eps, self.norm)
         return adversarial, torch.ones(images.shape[0], dtype=torch.int64)

@@ -17,6 +17,10 @@ class PGD(Attack):
 
     ``restarts`` > 1 repeats the attack from new random starts and keeps, per image, the
     first adversarial example found (or else the one with the highest loss).
+    ``early_stop=True`` stops each image at the first step where it is already fooled
+    (its logits are computed for the gradient anyway): the same or higher success rate for
+    a fraction of the work when only robust accuracy matters; off by default, because
+    adversarial training wants the full-strength perturbation.
     """
 
     name = "pgd"
@@ -30,10 +34,12 @@ class PGD(Attack):
         *,
         random_start: bool = True,
         restarts: int = 1,
+        early_stop: bool = False,
         target: str | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__(eps, norm, target=target, seed=seed)
+        self.early_stop = bool(early_stop)
         check(steps >= 1, f"steps must be >= 1, got {steps}")
         check(restarts >= 1, f"restarts must be >= 1, got {restarts}")
         check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
@@ -50,8 +56,13 @@ class PGD(Attack):
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.restarts == 1:
+            # Nothing to choose between: skip the forward pass that ranks the restarts.
+            return self._descend(model, images, goal, targeted)
         best = images.clone()
-        best_loss = torch.full((images.shape[0],), -float("inf"), device=images.device)
+        best_loss = torch.full(
+            (images.shape[0],), -float("inf"), device=images.device, dtype=images.dtype
+        )
         done = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         queries = torch.zeros(images.shape[0], dtype=torch.int64)
         for _ in range(self.restarts):
@@ -59,13 +70,14 @@ class PGD(Attack):
             active = (~done).nonzero().squeeze(1)
             if active.numel() == 0:
                 break
-            adversarial = self._descend(model, images[active], goal[active], targeted)
-            queries[active.cpu()] += self.steps
+            adversarial, spent = self._descend(model, images[active], goal[active], targeted)
+            queries[active.cpu()] += spent
             with torch.no_grad():
                 logits = model(adversarial)
                 loss = F.cross_entropy(logits, goal[active], reduction="none")
                 loss = -loss if targeted else loss
-                hit = logits.argmax(1) == goal[active] if targeted else logits.argmax(1) != goal[active]
+                predictions = logits.argmax(1)
+                hit = predictions == goal[active] if targeted else predictions != goal[active]
             better = hit | (loss > best_loss[active])
             index = active[better]
             best[index] = adversarial[better]
@@ -75,14 +87,29 @@ class PGD(Attack):
 
     def _descend(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One PGD run; returns the examples and the gradient steps spent on each."""
         assert self.eps is not None
         alpha = self.step_size()
         x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
+        spent = torch.zeros(images.shape[0], dtype=torch.int64, device=images.device)
+        if not self.early_stop:
+            for _ in range(self.steps):
+                grad, _ = self.loss_gradient(model, x, goal, targeted)
+                x = project(x + alpha * direction(grad, self.norm), images, self.eps, self.norm)
+            return x, (spent + self.steps).cpu()
+        active = torch.arange(images.shape[0], device=images.device)
         for _ in range(self.steps):
-            grad, _ = self.loss_gradient(model, x, goal, targeted)
-            x = project(x + alpha * direction(grad, self.norm), images, self.eps, self.norm)
-        return x
+            grad, logits = self.loss_gradient(model, x[active], goal[active], targeted)
+            spent[active] += 1
+            predictions = logits.argmax(1)
+            fooled = predictions == goal[active] if targeted else predictions != goal[active]
+            active, grad = active[~fooled], grad[~fooled]
+            if active.numel() == 0:
+                break
+            step = x[active] + alpha * direction(grad, self.norm)
+            x[active] = project(step, images[active], self.eps, self.norm)
+        return x, spent.cpu()
 
 
 @register_attack
