@@ -191,14 +191,19 @@ def test_results_json_has_every_field_in_range(sweep: Evaluation, tmp_path: Path
     assert all(isinstance(x, float) and 0 <= x <= 1 for x in fractions)
 
 
-def test_examples_hold_the_first_images(
+def test_examples_show_one_image_per_class_of_the_first_batch_first(
     sweep: Evaluation, small_mnist_model: ImageClassifier, data: ImageDataset
 ) -> None:
     assert set(sweep.examples) == {(spec.key, eps) for spec in ATTACKS for eps in EPSILONS}
     example = sweep.examples[(ATTACKS[1].key, 0.2)]
     assert example["clean"].shape == example["adversarial"].shape == (8, 1, 28, 28)
-    assert torch.equal(example["clean"], data.images[:8])
-    assert torch.equal(example["labels"], data.labels[:8])
+    first_batch = data.labels[:BATCH].numpy()
+    _, first_of_class = np.unique(first_batch, return_index=True)
+    rest = np.setdiff1d(np.arange(first_batch.size), first_of_class)
+    pick = torch.from_numpy(np.concatenate([np.sort(first_of_class), rest])[:8])
+    assert torch.equal(example["clean"], data.images[pick])
+    assert torch.equal(example["labels"], data.labels[pick])
+    assert len(set(example["labels"].tolist())) == min(8, len(first_of_class))
     assert (example["adversarial"] - example["clean"]).abs().max() <= 0.2 + 1e-6
     with torch.no_grad():
         probabilities = torch.softmax(small_mnist_model(example["adversarial"]), dim=1)
