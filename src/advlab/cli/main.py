@@ -426,7 +426,7 @@ def _num(value: Any, digits: int = 3) -> str:
 def _print_results(results: dict[str, Any]) -> None:
     console.print(f"clean accuracy: {_pct(results['clean_accuracy'])} on {results['n']} images")
     table = Table(
-        "attack",
+        Column("attack", no_wrap=True, min_width=10),
         "norm",
         "eps",
         "robust acc",
