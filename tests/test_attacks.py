@@ -123,6 +123,31 @@ def test_pgd_restarts_never_lower_success(small_mnist_model, mnist_sample):
     assert int(four.queries.max()) <= 20
 
 
+class _Saturated(torch.nn.Module):
+    """A model whose logits are 1000x too large, as defensive distillation leaves them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1000.0 * self.model(x)
+
+
+def test_margin_loss_beats_a_saturated_softmax(small_mnist_model, mnist_sample):
+    images, labels = mnist_sample
+    saturated = _Saturated(small_mnist_model)
+    cross_entropy = PGD(eps=0.2, steps=10, seed=0)(saturated, images, labels)
+    margin = PGD(eps=0.2, steps=10, loss="margin", seed=0)(saturated, images, labels)
+    # Cross-entropy's gradient underflows to zero on confident images: apparent robustness.
+    assert margin.success_rate > cross_entropy.success_rate + 0.2
+    assert margin.success_rate >= PGD(eps=0.2, steps=10, seed=0)(
+        small_mnist_model, images, labels
+    ).success_rate - 0.02  # as strong as CE on the unscaled model
+    with pytest.raises(AdvlabError, match="unknown loss 'cw'"):
+        PGD(eps=0.1, loss="cw")
+
+
 def test_deepfool_is_minimal_compared_with_pgd(small_mnist_model, mnist_sample):
     """DeepFool's L2 is smaller than the smallest grid eps at which PGD-L2 succeeds."""
     images, labels = mnist_sample[0][:48], mnist_sample[1][:48]

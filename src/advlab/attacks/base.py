@@ -143,7 +143,8 @@ class Attack(ABC):
                 adversarial, queries = self._run(model, images, goal, targets is not None)
                 adversarial = self._clip(adversarial.detach(), images)
                 with torch.no_grad():
-                    predictions = model(adversarial).argmax(dim=1)
+                    layout = _layout(adversarial)
+                    predictions = model(adversarial.contiguous(memory_format=layout)).argmax(1)
         finally:
             self._restore_rng(generator_state)
         success = predictions == targets if targets is not None else predictions != labels
@@ -158,15 +159,24 @@ class Attack(ABC):
 
     @staticmethod
     def loss_gradient(
-        model: nn.Module, x: torch.Tensor, goal: torch.Tensor, targeted: bool
+        model: nn.Module, x: torch.Tensor, goal: torch.Tensor, targeted: bool, loss: str = "ce"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradient of the attacker's objective (to ascend) w.r.t. the input, and logits."""
-        x = x.detach().requires_grad_(True)
+        """Gradient of the attacker's objective (to ascend) w.r.t. the input, and logits.
+
+        The input goes in channels-last: oneDNN (CPU) and cuDNN run convolutions and
+        their input gradients faster in that layout (ResNet-20 on CIFAR-10, 2 CPU cores:
+        about 1.2-1.4x per step), and elementwise layers do not care. It changes the
+        rounding of the gradient, not its value.
+        """
+        x = x.detach().contiguous(memory_format=_layout(x)).requires_grad_(True)
         logits = model(x)
-        loss = F.cross_entropy(logits, goal, reduction="sum")
-        if targeted:
-            loss = -loss
-        (grad,) = torch.autograd.grad(loss, x)
+        if loss == "margin":
+            objective = margin_loss(logits, goal, targeted).sum()
+        else:
+            objective = F.cross_entropy(logits, goal, reduction="sum")
+            if targeted:
+                objective = -objective
+        (grad,) = torch.autograd.grad(objective, x)
         return grad.detach(), logits.detach()
 
     # -- internals --------------------------------------------------------------------
@@ -229,3 +239,23 @@ def get_attack(name: str) -> type[Attack]:
     if key not in ATTACKS:
         raise AdvlabError(f"unknown attack '{name}': use one of {', '.join(sorted(ATTACKS))}")
     return ATTACKS[key]
+
+
+LOSSES = ("ce", "margin")
+
+
+def margin_loss(logits: torch.Tensor, goal: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Carlini-Wagner margin on the logits, per image, to ascend.
+
+    Untargeted: ``max_{j != y} z_j - z_y``; targeted: ``z_t - max_{j != t} z_j``. Unlike
+    cross-entropy it does not pass through a softmax, so it keeps its gradient when the
+    softmax saturates (defensive distillation's trick).
+    """
+    own = logits.gather(1, goal[:, None]).squeeze(1)
+    others = logits.scatter(1, goal[:, None], -float("inf")).amax(dim=1)
+    return own - others if targeted else others - own
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last for image batches (see :meth:`Attack.loss_gradient`)."""
+    return torch.channels_last if x.dim() == 4 else torch.contiguous_format

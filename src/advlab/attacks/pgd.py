@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import LOSSES, Attack, margin_loss, register_attack
 from advlab.attacks.threat import Norm, direction, project, random_start
 from advlab.errors import check
 
@@ -17,6 +17,8 @@ class PGD(Attack):
 
     ``restarts`` > 1 repeats the attack from new random starts and keeps, per image, the
     first adversarial example found (or else the one with the highest loss).
+    ``loss="margin"`` ascends the Carlini-Wagner margin on the logits instead of the
+    cross-entropy: the attack to use when a model's softmax saturates (distillation).
     ``early_stop=True`` stops each image at the first step where it is already fooled
     (its logits are computed for the gradient anyway): the same or higher success rate for
     a fraction of the work when only robust accuracy matters; off by default, because
@@ -35,10 +37,13 @@ class PGD(Attack):
         random_start: bool = True,
         restarts: int = 1,
         early_stop: bool = False,
+        loss: str = "ce",
         target: str | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__(eps, norm, target=target, seed=seed)
+        check(loss in LOSSES, f"unknown loss '{loss}': use one of {', '.join(LOSSES)}")
+        self.loss = loss
         self.early_stop = bool(early_stop)
         check(steps >= 1, f"steps must be >= 1, got {steps}")
         check(restarts >= 1, f"restarts must be >= 1, got {restarts}")
@@ -74,8 +79,11 @@ class PGD(Attack):
             queries[active.cpu()] += spent
             with torch.no_grad():
                 logits = model(adversarial)
-                loss = F.cross_entropy(logits, goal[active], reduction="none")
-                loss = -loss if targeted else loss
+                if self.loss == "margin":
+                    loss = margin_loss(logits, goal[active], targeted)
+                else:
+                    loss = F.cross_entropy(logits, goal[active], reduction="none")
+                    loss = -loss if targeted else loss
                 predictions = logits.argmax(1)
                 hit = predictions == goal[active] if targeted else predictions != goal[active]
             better = hit | (loss > best_loss[active])
@@ -95,12 +103,12 @@ class PGD(Attack):
         spent = torch.zeros(images.shape[0], dtype=torch.int64, device=images.device)
         if not self.early_stop:
             for _ in range(self.steps):
-                grad, _ = self.loss_gradient(model, x, goal, targeted)
+                grad, _ = self.loss_gradient(model, x, goal, targeted, self.loss)
                 x = project(x + alpha * direction(grad, self.norm), images, self.eps, self.norm)
             return x, (spent + self.steps).cpu()
         active = torch.arange(images.shape[0], device=images.device)
         for _ in range(self.steps):
-            grad, logits = self.loss_gradient(model, x[active], goal[active], targeted)
+            grad, logits = self.loss_gradient(model, x[active], goal[active], targeted, self.loss)
             spent[active] += 1
             predictions = logits.argmax(1)
             fooled = predictions == goal[active] if targeted else predictions != goal[active]
