@@ -18,7 +18,9 @@ from advlab.errors import AdvlabError
 from advlab.models import ImageClassifier, load_model
 from advlab.training import (
     AdversarialStep,
+    DistillationStep,
     StandardStep,
+    TradesStep,
     TrainConfig,
     evaluate_accuracy,
     load_config,
@@ -81,11 +83,10 @@ def test_config_defaults_and_yaml(tmp_path: Path) -> None:
         load_config({"adversarial": {"method": "pgd", "eps": 8}})
 
 
-def test_trades_is_refused_before_any_work(tmp_path: Path) -> None:
-    config = {"adversarial": {"method": "trades", "eps": 0.3}, "out_dir": str(tmp_path / "t")}
-    with pytest.raises(AdvlabError, match="not yet implemented"):
-        train(config, progress=False)
-    assert not (tmp_path / "t").exists()
+def test_distillation_and_adversarial_training_do_not_combine() -> None:
+    config = {"adversarial": {"method": "pgd", "eps": 0.3}, "distill_from": "mnist-cnn"}
+    with pytest.raises(AdvlabError, match="cannot be combined"):
+        load_config(config)
 
 
 def test_schedules() -> None:
@@ -96,6 +97,9 @@ def test_schedules() -> None:
     assert [learning_rate("step", 1.0, t, 100) for t in (49, 50, 75)] == pytest.approx(
         [1.0, 0.1, 0.01]
     )
+    cyclic = [learning_rate("cyclic", 1.0, t, 100) for t in range(101)]
+    assert cyclic[0] == 0.0 and cyclic[40] == pytest.approx(1.0) and cyclic[100] == 0.0
+    assert cyclic[20] == pytest.approx(0.5) and cyclic[70] == pytest.approx(0.5)
     onecycle = [learning_rate("onecycle", 1.0, t, 100) for t in range(101)]
     assert onecycle[0] == pytest.approx(0.04) and max(onecycle) == pytest.approx(1.0)
     assert onecycle.index(max(onecycle)) == 30 and onecycle[-1] == pytest.approx(0.0)
@@ -156,7 +160,100 @@ def test_adversarial_step_raises_the_loss(small_mnist_model: ImageClassifier) ->
     assert adversarial.item() > clean.item() + 0.5
 
 
+def test_trades_step_perturbs_within_the_ball_and_adds_a_kl_term(
+    small_mnist_model: ImageClassifier,
+) -> None:
+    data = load_dataset("mnist-demo", n=64, seed=2)
+    step = make_training_step(AdversarialTrainingConfig(method="trades", eps=0.2, steps=5))
+    assert isinstance(step, TradesStep)
+    small_mnist_model.train()
+    adversarial = step.perturb(small_mnist_model, data.images)
+    assert small_mnist_model.training  # crafted in eval mode, given back in train mode
+    assert (adversarial - data.images).abs().max() <= 0.2 + 1e-6
+    assert adversarial.min() >= 0 and adversarial.max() <= 1
+    output = step(small_mnist_model, data.images, data.labels)
+    clean = StandardStep()(small_mnist_model, data.images, data.labels)
+    assert torch.allclose(output.logits, clean.logits)  # TRADES reports the clean logits
+    assert output.loss.item() > clean.loss.item() + 0.05  # the KL term to x' is positive
+    step.set_eps(0.0)
+    assert torch.equal(step.perturb(small_mnist_model, data.images), data.images)
+
+
+def test_eps_warm_up_reaches_the_adversarial_step() -> None:
+    step = make_training_step(AdversarialTrainingConfig(method="fgsm-rs", eps=0.3, alpha=0.375))
+    assert isinstance(step, AdversarialStep)
+    step.set_eps(0.15)
+    assert isinstance(step.attack, FGSM) and step.attack.eps == 0.15
+    assert step.attack.alpha == pytest.approx(0.1875)  # alpha scales with eps
+    step.set_eps(0.0)
+    assert step.attack.eps == 0.0
+
+
+def test_distillation_step_fits_soft_labels_at_temperature(
+    small_mnist_model: ImageClassifier,
+) -> None:
+    data = load_dataset("mnist-demo", n=32, seed=4)
+    step = DistillationStep(small_mnist_model, temperature=20.0)
+    # A student equal to its teacher sits at the minimum: the teacher's entropy at T.
+    output = step(small_mnist_model, data.images, data.labels)
+    soft = torch.softmax(small_mnist_model(data.images).detach() / 20.0, dim=1)
+    entropy = -(soft * soft.log()).sum(1).mean()
+    assert output.loss.item() == pytest.approx(entropy.item(), rel=1e-4)
+    assert not any(p.requires_grad for p in step.teacher.parameters())
+
+
 # --- training runs (need ADVLAB_DATA_DIR for MNIST's training split) ------------------------
+
+
+def test_adversarial_training_measures_robust_accuracy_and_writes_a_report(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    extra = {
+        "adversarial": {"method": "fgsm-rs", "eps": 0.1, "warmup_epochs": 1, "val_n": 200,
+                        "val_steps": 5},
+        "n_train": 800, "n_val": 300,
+    }  # fmt: skip
+    result = train(tiny(tmp_path / "r", data_dir, **extra), progress=False)
+    first, last = result.history
+    assert first["eps"] == pytest.approx(0.1 * (len(range(0, 800, 64)) - 1) / 13, rel=0.2)
+    assert last["eps"] == 0.1
+    for record in result.history:
+        assert 0 <= record["val_robust_accuracy"] < record["val_accuracy"]
+    best = json.loads((tmp_path / "r" / "best.json").read_text())
+    chosen = max(result.history, key=lambda r: r["val_robust_accuracy"])
+    assert best["epoch"] == chosen["epoch"] == result.best_epoch
+    assert best["metrics"]["val_robust_accuracy"] == chosen["val_robust_accuracy"]
+    report = (tmp_path / "r" / "report.html").read_text()
+    assert "robust val acc" in report and f"{last['val_robust_accuracy']:.2%}" in report
+    assert "data:image/png;base64," in report
+
+
+def test_catastrophic_overfitting_is_reported_and_stops_the_run(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    class Collapse:
+        """Training step stand-in whose robust accuracy the fake measure below reports."""
+
+        def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor):
+            return StandardStep()(model, images, labels)
+
+    robust = iter([0.7, 0.75, 0.1, 0.8])
+    config = tiny(tmp_path / "co", data_dir, epochs=4, n_train=300, n_val=100,
+                  adversarial={"method": "fgsm-rs", "eps": 0.1, "val_n": 50})  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            "advlab.training.trainer._Run._robust_accuracy", lambda self, *a: next(robust)
+        )
+        result = train(config, progress=False, step=Collapse())
+    assert [r["epoch"] for r in result.history] == [1, 2, 3]  # stopped after the collapse
+    assert result.history[-1]["catastrophic_overfitting"] == 1.0
+    assert result.stopped is not None and "catastrophic overfitting at epoch 3" in result.stopped
+    assert result.best_epoch == 2
+    assert "Catastrophic overfitting detected" in (tmp_path / "co" / "report.html").read_text()
+    again = train(config, progress=False, step=Collapse())  # a rerun only reports
+    assert again.epochs_run == 0 and again.stopped == result.stopped
+
+
 
 
 def test_training_learns_and_checkpoints_every_epoch(tmp_path: Path, data_dir: Path) -> None:

@@ -7,8 +7,10 @@ training step ``step(model, images, labels) -> StepOutput``, standard or adversa
 from advlab.training.config import AdversarialTrainingConfig, TrainConfig, load_config
 from advlab.training.steps import (
     AdversarialStep,
+    DistillationStep,
     StandardStep,
     StepOutput,
+    TradesStep,
     TrainingStep,
     make_training_step,
 )
@@ -17,9 +19,11 @@ from advlab.training.trainer import TrainResult, evaluate_accuracy, train
 __all__ = [
     "AdversarialStep",
     "AdversarialTrainingConfig",
+    "DistillationStep",
     "StandardStep",
     "StepOutput",
     "TrainConfig",
+    "TradesStep",
     "TrainResult",
     "TrainingStep",
     "evaluate_accuracy",

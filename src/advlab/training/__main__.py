@@ -8,6 +8,7 @@ import sys
 
 from advlab.errors import AdvlabError
 from advlab.training.config import load_config
+from advlab.training.distill import distill
 from advlab.training.trainer import train
 
 
@@ -15,10 +16,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advlab.training", description=__doc__)
     parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--distill", action="store_true",
+        help="defensive distillation: a teacher at the config's temperature, then the student",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        result = train(load_config(args.config), progress=not args.no_progress)
+        config = load_config(args.config)
+        if args.distill:
+            _, result = distill(config, progress=not args.no_progress)
+        else:
+            result = train(config, progress=not args.no_progress)
     except AdvlabError as error:
         logging.getLogger("advlab.training").error("%s", error)
         return 2

@@ -27,8 +27,16 @@ class AdversarialTrainingConfig(BaseModel):
 
     ``fgsm-rs`` is fast adversarial training (Wong et al. 2020: FGSM from a random start,
     step ``alpha``, default 1.25 * eps); ``pgd`` is Madry et al.'s PGD training (``steps``
-    steps of ``alpha``, default 2.5 * eps / steps); ``trades`` is reserved (not yet
-    implemented: ``train`` refuses it).
+    steps of ``alpha``, default 2.5 * eps / steps); ``trades`` is Zhang et al. 2019
+    (clean cross-entropy plus ``beta`` times the KL divergence to the prediction on an
+    example that maximizes it, found with ``steps`` steps of ``alpha``).
+
+    ``warmup_epochs`` ramps eps linearly from 0 over the first epochs (per batch), which
+    keeps fast and PGD training from collapsing early on. After every epoch the trainer
+    measures robust accuracy on ``val_n`` held-out images under PGD-``val_steps`` at eps:
+    the best checkpoint is the most robust one, and a drop of more than
+    ``overfit_drop`` below the best so far is reported as catastrophic overfitting (and
+    stops the run when ``early_stop``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -39,6 +47,11 @@ class AdversarialTrainingConfig(BaseModel):
     alpha: float | None = Field(default=None, gt=0)
     steps: int = Field(default=10, ge=1)
     beta: float = Field(default=6.0, gt=0, description="TRADES trade-off weight")
+    warmup_epochs: float = Field(default=0.0, ge=0, description="epochs to ramp eps up from 0")
+    val_n: int = Field(default=1000, ge=1, description="held-out images for robust accuracy")
+    val_steps: int = Field(default=10, ge=1, description="PGD steps for robust validation")
+    early_stop: bool = True
+    overfit_drop: float = Field(default=0.1, gt=0, le=1)
 
     @model_validator(mode="after")
     def _eps_in_pixel_units(self) -> AdversarialTrainingConfig:
@@ -62,7 +75,7 @@ class TrainConfig(BaseModel):
     optimizer: Literal["sgd", "adam"] = "adam"
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
-    schedule: Literal["cosine", "step", "onecycle", "constant"] = "cosine"
+    schedule: Literal["cosine", "step", "onecycle", "cyclic", "constant"] = "cosine"
     seed: int = 0
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     augment: bool = False
@@ -74,6 +87,14 @@ class TrainConfig(BaseModel):
     name: str | None = None  # None: the model name
     num_threads: int | None = Field(default=None, ge=1)
     adversarial: AdversarialTrainingConfig | None = None
+    # Softmax temperature of the training loss (defensive distillation trains at T > 1).
+    temperature: float = Field(default=1.0, gt=0)
+    # Defensive distillation: train on this teacher's soft labels at ``temperature``.
+    distill_from: str | None = None
+    # Stop when the selection metric has not improved for this many epochs.
+    patience: int | None = Field(default=None, ge=1)
+    # bfloat16 autocast on CUDA (ignored on CPU).
+    amp: bool = True
 
     @field_validator("model")
     @classmethod
@@ -108,6 +129,12 @@ class TrainConfig(BaseModel):
         if not 0 < fraction < 1:  # also false for nan
             raise ValueError(f"use 'test' or a fraction in (0, 1), got {value!r}")
         return fraction
+
+    @model_validator(mode="after")
+    def _one_loss(self) -> TrainConfig:
+        if self.distill_from is not None and self.adversarial is not None:
+            raise ValueError("distillation and adversarial training cannot be combined: pick one")
+        return self
 
     @model_validator(mode="after")
     def _defaults(self) -> TrainConfig:

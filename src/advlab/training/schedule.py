@@ -21,6 +21,10 @@ def learning_rate(schedule: str, base: float, step: int, total: int) -> float:
     if schedule == "step":
         # x0.1 at 50% and again at 75% of training (the CIFAR ResNet recipe).
         return base * (0.1 ** int(progress >= 0.5)) * (0.1 ** int(progress >= 0.75))
+    if schedule == "cyclic":
+        # Triangular: 0 -> base over the first 2/5, back to 0 by the end (Wong et al. 2020).
+        peak = 0.4
+        return base * (progress / peak if progress < peak else (1.0 - progress) / (1.0 - peak))
     if schedule == "onecycle":
         if progress < ONECYCLE_WARMUP:
             start = base / 25

@@ -1,10 +1,11 @@
 """``train(config)``: a seeded, resumable training loop that writes advlab checkpoints.
 
 Every epoch writes ``last.safetensors`` (+ JSON sidecar), ``best.safetensors`` when the
-validation accuracy improved, ``history.json`` and finally ``state.pt``. Calling
-:func:`train` again with the same ``out_dir`` continues after the last finished epoch
-and, on CPU, ends with the same weights as an uninterrupted run; a finished run only
-reports.
+selection metric improved (validation accuracy; robust validation accuracy for
+adversarial training), ``history.json``, ``report.html`` and finally ``state.pt``.
+Calling :func:`train` again with the same ``out_dir`` continues after the last finished
+epoch and, on CPU, ends with the same weights as an uninterrupted run; a finished (or
+early-stopped) run only reports.
 """
 
 from __future__ import annotations
@@ -21,14 +22,28 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from advlab.attacks import PGD
 from advlab.data import DATASETS, ImageDataset
 from advlab.errors import AdvlabError
-from advlab.models import ImageClassifier, build_model, get_entry, resolve_device, save_checkpoint
+from advlab.models import (
+    ImageClassifier,
+    build_model,
+    get_entry,
+    load_model,
+    resolve_device,
+    save_checkpoint,
+)
 from advlab.training.config import TrainConfig, load_config
 from advlab.training.data import TrainData, augment_batch, prepare_data
+from advlab.training.report import write_training_report
 from advlab.training.schedule import learning_rate
 from advlab.training.state import load_state, restore_rng, rng_states, save_state, write_history
-from advlab.training.steps import TrainingStep, make_training_step
+from advlab.training.steps import (
+    DistillationStep,
+    EpsilonScheduled,
+    TrainingStep,
+    make_training_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +63,7 @@ class TrainResult:
     resumed_from: int  # epochs already finished before this call
     epochs_run: int  # epochs trained by this call (0 for a finished run)
     data: dict[str, int]  # sizes: train, val, excluded
+    stopped: str | None = None  # why the run ended before config.epochs, if it did
 
     @property
     def best_path(self) -> Path:
@@ -76,10 +92,20 @@ def train(
     epoch's record after its checkpoint is on disk.
     """
     config = load_config(config)
-    step = step or make_training_step(config.adversarial)  # refuses unknown methods early
     device = resolve_device(config.device)
+    if step is None:
+        if config.distill_from is not None:
+            teacher = load_model(config.distill_from, device=device)
+            step = DistillationStep(teacher, config.temperature)
+        else:
+            step = make_training_step(config.adversarial, config.temperature)
     with _torch_threads(config.num_threads):
         return _Run(config, device, step, progress, on_epoch_end).execute()
+
+
+def selection_score(record: EpochRecord) -> float:
+    """What picks the best epoch: robust validation accuracy when measured, else clean."""
+    return record.get("val_robust_accuracy", record["val_accuracy"])
 
 
 @contextlib.contextmanager
@@ -116,7 +142,7 @@ class _Run:
         state = load_state(self.out_dir)
         if state is not None:
             self._check_same_run(state)
-            if state["epoch"] >= config.epochs:
+            if state["epoch"] >= config.epochs or state.get("stopped"):
                 return self._report_finished(state)
         torch.manual_seed(config.seed)  # weight initialization
         model = build_model(config.model, **config.arch_kwargs).to(self.device)
@@ -145,19 +171,78 @@ class _Run:
             config.model, sizes["train"], data.train.name, data.excluded, sizes["val"],
             config.epochs, self.device,
         )  # fmt: skip
+        robust_val = self._robust_val_set(data.val)
+        stopped: str | None = None
         with self._progress_bar() as bar:
             for epoch in range(start, config.epochs):
                 record = self._train_epoch(model, optimizer, data, generator, epoch, bar)
+                if robust_val is not None:
+                    record["val_robust_accuracy"] = self._robust_accuracy(model, *robust_val)
                 history.append(record)
-                self._save_epoch(model, optimizer, generator, history, sizes)
+                stopped = self._stop_reason(history)
+                self._save_epoch(model, optimizer, generator, history, sizes, stopped)
                 log.info(
-                    "epoch %d/%d: loss %.4f, train acc %.4f, val acc %.4f (%.1f s)",
+                    "epoch %d/%d: loss %.4f, train acc %.4f, val acc %.4f%s (%.1f s)",
                     epoch + 1, config.epochs, record["train_loss"], record["train_accuracy"],
-                    record["val_accuracy"], record["seconds"],
+                    record["val_accuracy"],
+                    f", val robust acc {record['val_robust_accuracy']:.4f}"
+                    if "val_robust_accuracy" in record else "",
+                    record["seconds"],
                 )  # fmt: skip
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(record)
-        return self._result(history, start, sizes)
+                if stopped:
+                    log.warning("%s: stopping after epoch %d", stopped, epoch + 1)
+                    break
+        return self._result(history, start, sizes, stopped)
+
+    # -- robust validation and early stopping ---------------------------------------------
+    def _robust_val_set(self, val: ImageDataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A fixed, seeded subset of the validation images for PGD robust accuracy."""
+        adversarial = self.config.adversarial
+        if adversarial is None:
+            return None
+        order = torch.randperm(len(val), generator=torch.Generator().manual_seed(self.config.seed))
+        index = order[: adversarial.val_n]
+        images = val.pixels[index].to(self.device).float().div_(255.0)
+        return images, val.labels[index].to(self.device)
+
+    def _robust_accuracy(
+        self, model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor
+    ) -> float:
+        adversarial = self.config.adversarial
+        assert adversarial is not None
+        # A fixed seed: every epoch faces the same random starts, so epochs compare fairly.
+        attack = PGD(adversarial.eps, steps=adversarial.val_steps, norm=adversarial.norm, seed=0)
+        robust = 0
+        for start in range(0, len(labels), EVAL_BATCH):
+            chunk = slice(start, start + EVAL_BATCH)
+            result = attack(model, images[chunk], labels[chunk])
+            robust += int((~result.success).sum())
+        return robust / max(len(labels), 1)
+
+    def _stop_reason(self, history: list[EpochRecord]) -> str | None:
+        """Catastrophic overfitting or lost patience: why to stop after this epoch, if so."""
+        config, record = self.config, history[-1]
+        adversarial = config.adversarial
+        if adversarial is not None and len(history) > 1:
+            best = max(item["val_robust_accuracy"] for item in history[:-1])
+            if record["val_robust_accuracy"] < best - adversarial.overfit_drop:
+                record["catastrophic_overfitting"] = 1.0
+                message = (
+                    f"catastrophic overfitting at epoch {int(record['epoch'])}: PGD robust "
+                    f"accuracy fell from {best:.4f} to {record['val_robust_accuracy']:.4f} "
+                    f"(train acc {record['train_accuracy']:.4f}); the best checkpoint is the "
+                    "last robust one"
+                )
+                log.warning("%s", message)
+                if adversarial.early_stop:
+                    return message
+        if config.patience is not None:
+            best_epoch = max(history, key=selection_score)["epoch"]
+            if record["epoch"] - best_epoch >= config.patience:
+                return f"no improvement for {config.patience} epochs (early stopping)"
+        return None
 
     def _train_epoch(
         self,
@@ -177,7 +262,13 @@ class _Run:
             task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(batches), stats="")
         model.train()
         loss_sum, correct, seen, rate = 0.0, 0, 0, config.learning_rate
+        adversarial = config.adversarial
+        eps = adversarial.eps if adversarial is not None else 0.0
         for number, index in enumerate(batches):
+            if adversarial is not None and isinstance(self.step, EpsilonScheduled):
+                eps = _warmed_up(adversarial.eps, adversarial.warmup_epochs,
+                                 epoch + number / len(batches))  # fmt: skip
+                self.step.set_eps(eps)
             pixels = data.train.pixels[index]
             if config.augment:
                 pixels = augment_batch(pixels, generator)
@@ -189,7 +280,8 @@ class _Run:
             for group in optimizer.param_groups:
                 group["lr"] = rate
             optimizer.zero_grad(set_to_none=True)
-            output = self.step(model, images, labels)
+            with self._autocast():
+                output = self.step(model, images, labels)
             output.loss.backward()
             optimizer.step()
             loss_sum += float(output.loss.detach()) * len(index)
@@ -202,7 +294,7 @@ class _Run:
         if bar is not None and task is not None:
             bar.update(task, stats=f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
                                    f"val {val_accuracy:.4f}")  # fmt: skip
-        return {
+        record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
             "train_accuracy": correct / seen,
@@ -210,6 +302,15 @@ class _Run:
             "lr": rate,
             "seconds": time.perf_counter() - began,
         }
+        if adversarial is not None:
+            record["eps"] = eps  # at the end of the epoch (below the target while warming up)
+        return record
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        # bfloat16 needs no loss scaling; CPU autocast would only slow training down.
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     # -- checkpoints ----------------------------------------------------------------------
     def _save_epoch(
@@ -219,12 +320,13 @@ class _Run:
         generator: torch.Generator,
         history: list[EpochRecord],
         sizes: dict[str, int],
+        stopped: str | None = None,
     ) -> None:
         record = history[-1]
         save_checkpoint(
             model.net, self.out_dir / LAST, self._metadata(model, record, history, sizes)
         )
-        best = max(history, key=lambda item: item["val_accuracy"])
+        best = max(history, key=selection_score)
         if best is record:  # first epoch with the highest accuracy wins ties
             save_checkpoint(
                 model.net, self.out_dir / BEST, self._metadata(model, record, history, sizes)
@@ -239,7 +341,9 @@ class _Run:
             "history": history,
             "sizes": sizes,
             "config": self.config.identity(),
+            "stopped": stopped or "",
         })  # fmt: skip
+        write_training_report(self.out_dir, self.config, history, stopped)
 
     def _metadata(
         self,
@@ -249,11 +353,17 @@ class _Run:
         sizes: dict[str, int],
     ) -> dict[str, Any]:
         config = self.config
-        metrics: dict[str, float] = {
+        metrics: dict[str, Any] = {
             "val_accuracy": record["val_accuracy"],
             "train_accuracy": record["train_accuracy"],
             "train_loss": record["train_loss"],
         }
+        if "val_robust_accuracy" in record and config.adversarial is not None:
+            metrics["val_robust_accuracy"] = record["val_robust_accuracy"]
+            metrics["val_robust_attack"] = (
+                f"pgd eps={config.adversarial.eps} steps={config.adversarial.val_steps} "
+                f"on {config.adversarial.val_n} held-out images"
+            )
         if config.val_split == "test" and config.n_val is None:
             metrics["test_accuracy"] = record["val_accuracy"]  # the whole test split
         return {
@@ -313,19 +423,26 @@ class _Run:
 
     def _report_finished(self, state: dict[str, Any]) -> TrainResult:
         history = list(state["history"])
-        result = self._result(history, int(state["epoch"]), dict(state["sizes"]))
+        stopped = state.get("stopped") or None
+        result = self._result(history, int(state["epoch"]), dict(state["sizes"]), stopped)
         log.info(
             "%s already finished %d epochs (best val acc %.4f at epoch %d); nothing to do",
             self.out_dir, state["epoch"], result.best_val_accuracy, result.best_epoch,
         )  # fmt: skip
         return result
 
-    def _result(self, history: list[EpochRecord], start: int, sizes: dict[str, int]) -> TrainResult:
-        best = max(history, key=lambda item: item["val_accuracy"])
+    def _result(
+        self,
+        history: list[EpochRecord],
+        start: int,
+        sizes: dict[str, int],
+        stopped: str | None = None,
+    ) -> TrainResult:
+        best = max(history, key=selection_score)
         return TrainResult(
             config=self.config, out_dir=self.out_dir, history=history,
             best_epoch=int(best["epoch"]), best_val_accuracy=best["val_accuracy"],
-            resumed_from=start, epochs_run=len(history) - start, data=sizes,
+            resumed_from=start, epochs_run=len(history) - start, data=sizes, stopped=stopped,
         )  # fmt: skip
 
     def _progress_bar(self) -> contextlib.AbstractContextManager[Progress | None]:
@@ -335,6 +452,13 @@ class _Run:
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("{task.fields[stats]}"),
         )  # fmt: skip
+
+
+def _warmed_up(eps: float, warmup_epochs: float, progress: float) -> float:
+    """Linear eps warm-up over the first ``warmup_epochs`` epochs (progress in epochs)."""
+    if warmup_epochs <= 0:
+        return eps
+    return eps * min(1.0, progress / warmup_epochs)
 
 
 def _epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:

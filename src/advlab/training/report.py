@@ -1,0 +1,102 @@
+"""``report.html`` of a training run: clean and robust accuracy per epoch, in one file.
+
+Rewritten after every epoch, so an interrupted or still-running run always has a
+current report beside its checkpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from advlab.reports.figures import figure_to_png_bytes
+from advlab.reports.html import esc
+from advlab.reports.template import page
+from advlab.training.config import TrainConfig
+
+REPORT_FILE = "report.html"
+
+_COLUMNS = (
+    ("epoch", "epoch", "{:.0f}"),
+    ("eps", "eps", "{:.4g}"),
+    ("lr", "lr", "{:.3g}"),
+    ("train_loss", "train loss", "{:.4f}"),
+    ("train_accuracy", "train acc", "{:.2%}"),
+    ("val_accuracy", "clean val acc", "{:.2%}"),
+    ("val_robust_accuracy", "robust val acc", "{:.2%}"),
+    ("seconds", "seconds", "{:.0f}"),
+)
+
+
+def accuracy_figure(history: Sequence[Mapping[str, float]]) -> Figure:
+    """Train, clean validation and robust validation accuracy against the epoch."""
+    fig = Figure(figsize=(6.0, 3.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    epochs = [record["epoch"] for record in history]
+    ax.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (on its inputs)")
+    ax.plot(epochs, [r["val_accuracy"] for r in history], "s-", label="clean validation")
+    if any("val_robust_accuracy" in r for r in history):
+        robust = [r for r in history if "val_robust_accuracy" in r]
+        ax.plot([r["epoch"] for r in robust], [r["val_robust_accuracy"] for r in robust], "^-",
+                label="robust validation (PGD)")  # fmt: skip
+    for record in history:
+        if record.get("catastrophic_overfitting"):
+            ax.axvline(record["epoch"], color="#c0392b", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def write_training_report(
+    out_dir: Path, config: TrainConfig, history: Sequence[Mapping[str, float]], stopped: str | None
+) -> Path:
+    columns = [c for c in _COLUMNS if any(c[0] in record for record in history)]
+    head = "".join(f"<th>{esc(title)}</th>" for _, title, _ in columns)
+    rows = []
+    for record in history:
+        style = ' class="worst"' if record.get("catastrophic_overfitting") else ""
+        cells = "".join(
+            f"<td>{esc(fmt.format(record[key])) if key in record else ''}</td>"
+            for key, _, fmt in columns
+        )
+        rows.append(f"<tr{style}>{cells}</tr>")
+    figure = base64.b64encode(figure_to_png_bytes(accuracy_figure(history))).decode("ascii")
+    notes = []
+    if stopped:
+        notes.append(f"<p><strong>Stopped early:</strong> {esc(stopped)}</p>")
+    if any(record.get("catastrophic_overfitting") for record in history):
+        notes.append(
+            '<p style="color:#c0392b"><strong>Catastrophic overfitting detected</strong> '
+            "(highlighted rows): robust accuracy collapsed while training went on. The best "
+            "checkpoint is the most robust epoch before it.</p>"
+        )
+    adversarial = config.adversarial
+    if adversarial is not None:
+        notes.append(
+            f"<p class='muted'>Robust validation: PGD-{adversarial.val_steps} at eps "
+            f"{adversarial.eps:g} ({adversarial.norm}) on {adversarial.val_n} held-out images, "
+            "the same random starts every epoch.</p>"
+        )
+    settings = esc(json.dumps(config.model_dump(mode="json"), indent=2, default=str))
+    body = (
+        f"<h1>Training run {esc(config.run_name)}</h1>"
+        f"<p class='muted'>{esc(config.model)} on {esc(config.dataset_name)}, "
+        f"{len(history)} of {config.epochs} epochs</p>{''.join(notes)}"
+        f"<h2>Accuracy per epoch</h2><figure><img src='data:image/png;base64,{figure}' "
+        "alt='accuracy per epoch'></figure>"
+        f"<div class='scroll'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
+        f"<h2>Configuration</h2><pre>{settings}</pre>"
+    )
+    path = out_dir / REPORT_FILE
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page(f"advlab training: {esc(config.run_name)}", body), encoding="utf-8")
+    tmp.replace(path)
+    return path
