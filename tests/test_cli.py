@@ -312,3 +312,39 @@ def test_evaluate_a_black_box_http_endpoint(home, capsys):
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_detect_prints_what_detection_json_holds(home, capsys):
+    out = home / "detect"
+    code, stdout, err = run_cli(["detect", "--dataset", "mnist-demo", "--fit-split", "test",
+                                 "--n", "60", "--n-fit", "200", "--attack", "fgsm", "--attack",
+                                 "pgd:steps=5", "--eps", "0.3", "--adaptive-steps", "5",
+                                 "--out", str(out), "--report"], capsys)  # fmt: skip
+    assert code == 0, err
+    results = json.loads((out / "detection.json").read_text())
+    assert results["seed"] == 0 and results["config"]["detector"] == "squeeze"
+    assert results["fit"]["n"] == 200 and results["n"] == 60
+    assert [(e["attack"], e["adaptive"]) for e in results["results"]] == [
+        ("fgsm", False), ("pgd", False), ("squeeze-aware-pgd", True)
+    ]  # fmt: skip
+    assert f"{100 * results['false_positive_rate']:.1f}%" in stdout
+    adaptive = results["results"][-1]
+    for entry in results["results"][:2]:
+        line = next(line for line in stdout.splitlines() if f"│ {entry['attack']}" in line)
+        for value in (entry["attack_success_rate"], entry["detection_rate"],
+                      adaptive["detection_rate"]):  # fmt: skip
+            assert f"{100 * value:.1f}%" in line
+        assert f"{entry['auc']:.3f}" in line
+    assert "pgd[steps=5]" in stdout  # attack options are not eaten as rich markup
+    html = (out / "report.html").read_text()
+    assert 'id="detection"' in html and "data:image/png;base64," in html
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--fpr", "1.5"], "false positive rate"), (["--detector", "magnet"], "unknown detector")],
+)
+def test_detect_user_mistakes(home, capsys, args, message):
+    code, _, err = run_cli(["detect", *args, "--out", str(home / "x"), "--quiet"], capsys)
+    assert code == 2 and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

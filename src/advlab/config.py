@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from advlab.errors import AdvlabError
 
@@ -76,6 +84,19 @@ class EvaluateConfig(BaseModel):
     store: str | None = None
     report: bool = True
     examples: int = Field(default=8, ge=0, le=64)
+    # A defense spec such as "jpeg:quality=75": adds the adaptive attacks and the checks.
+    defense: str | None = None
+
+    @field_validator("defense")
+    @classmethod
+    def _defense(cls, spec: str | None, info: ValidationInfo) -> str | None:
+        from advlab.defenses import parse_defense
+
+        if spec is not None:
+            if info.data.get("target"):
+                raise ValueError("--defense wraps a local model, not a black box: drop --target")
+            parse_defense(spec)  # a bad spec fails here, in one line
+        return spec
 
     @field_validator("epsilons")
     @classmethod
@@ -96,6 +117,77 @@ class EvaluateConfig(BaseModel):
             )
         if not self.attacks:
             raise ValueError("give at least one --attack")
+        return self
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out).expanduser()
+
+
+class DefendConfig(BaseModel):
+    """Everything ``advlab defend`` needs; stored beside the comparison (defend.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "mnist-cnn"
+    weights: str | None = None
+    dataset: str = "mnist-demo"
+    data_dir: str | None = None
+    split: str = "test"
+    n: int | None = Field(default=200, gt=0)
+    seed: int = 0
+    defenses: list[str] = Field(default_factory=list)  # preprocessing specs
+    defended_models: list[str] = Field(default_factory=list)  # models trained as defenses
+    detectors: list[str] = Field(default_factory=list)
+    detector_fpr: float = Field(default=0.05, gt=0, lt=1)
+    detector_fit_n: int = Field(default=500, ge=2)
+    attacks: list[AttackChoice] = Field(
+        default_factory=lambda: [AttackChoice(name=n) for n in ("fgsm", "pgd", "mim")]
+    )
+    epsilons: list[float] = Field(default_factory=lambda: [0.1, 0.3])
+    eot_samples: int = Field(default=10, ge=1)
+    gap_threshold: float = Field(default=0.1, ge=0, le=1)
+    min_retention: float = Field(default=0.97, ge=0, le=1)
+    checks: bool = True
+    check_n: int = Field(default=100, gt=0)
+    check_eps: float | None = Field(default=None, gt=0)
+    check_steps: int = Field(default=20, gt=0)
+    check_queries: int = Field(default=200, gt=0)
+    batch_size: int = Field(default=128, gt=0)
+    device: str = "auto"
+    out: str = "advlab-defend"
+    store: str | None = None
+    report: bool = True
+
+    @field_validator("defenses")
+    @classmethod
+    def _defenses(cls, specs: list[str]) -> list[str]:
+        from advlab.defenses import parse_defense
+
+        for spec in specs:
+            parse_defense(spec)  # a bad spec fails here, in one line
+        return specs
+
+    @field_validator("epsilons")
+    @classmethod
+    def _eps(cls, values: list[float]) -> list[float]:
+        if not values:
+            raise ValueError("give at least one --eps")
+        for eps in values:
+            if not math.isfinite(eps) or eps < 0:
+                raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+        return sorted(set(values))
+
+    @model_validator(mode="after")
+    def _something_to_compare(self) -> DefendConfig:
+        if not (self.defenses or self.defended_models or self.detectors):
+            raise ValueError(
+                "nothing to compare: give --defense SPEC, --defended-model NAME or --detector NAME"
+            )
+        if not self.attacks:
+            raise ValueError("give at least one --attack")
+        if any(a.norm == "linf" for a in self.attacks) and max(self.epsilons) > 1:
+            raise ValueError(f"L-inf eps is in [0, 1] pixel units, got {max(self.epsilons)}")
         return self
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from advlab.config import AttackChoice, EvaluateConfig
+from advlab.config import AttackChoice, DefendConfig, EvaluateConfig
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
 from advlab.models import ImageClassifier, load_model, resolve_device
@@ -61,6 +61,11 @@ def run_evaluation(config: EvaluateConfig, *, progress: bool = True) -> Evaluati
     )
     data = load_dataset(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
     specs = [AttackSpec(name=a.name, norm=a.norm, params=dict(a.params)) for a in config.attacks]
+    base = model
+    if config.defense:
+        from advlab.defenses import apply_defense
+
+        model = apply_defense(base, config.defense)
     store = ResultStore(config.store) if config.store else ResultStore()
     out_dir = config.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +83,19 @@ def run_evaluation(config: EvaluateConfig, *, progress: bool = True) -> Evaluati
     )
     results = evaluation.to_dict()
     results_path = out_dir / "results.json"
-    evaluation.write_json(results_path)
+    if config.defense:
+        # The standard attacks above, plus their adaptive versions and the masking checks.
+        from advlab.evaluation.defend import compare_defenses, defense_candidate
+
+        comparison = compare_defenses(
+            base, data, [defense_candidate(base, config.defense)], specs, config.epsilons,
+            seed=config.seed, batch_size=config.batch_size, progress=progress,
+            run_config=config.model_dump(),
+        )  # fmt: skip
+        results["defense_comparison"] = comparison.to_dict()
+        results_path.write_text(json.dumps(results, indent=2, default=str))
+    else:
+        evaluation.write_json(results_path)
     (out_dir / "config.yaml").write_text(_yaml_dump(config.model_dump()))
     report_path = None
     if config.report:
@@ -197,3 +214,69 @@ def _write_pngs(images: torch.Tensor, folder: Path, data: ImageDataset) -> None:
         label = data.class_names[int(data.labels[position])].replace("/", "-").replace(" ", "_")
         image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
         image.save(folder / f"{int(data.indices[position]):06d}_{label}.png")
+
+
+@dataclass
+class DefendOutput:
+    results: dict[str, Any]
+    results_path: Path
+    report_path: Path | None
+
+
+def run_defend(config: DefendConfig, *, progress: bool = True) -> DefendOutput:
+    """Load the model, its defenses and the data; compare; write defend.json and report.html."""
+    from advlab.evaluation import AttackSpec, ResultStore
+    from advlab.evaluation.defend import (
+        compare_defenses,
+        defense_candidate,
+        detector_candidate,
+        model_candidate,
+    )
+
+    device = resolve_device(config.device)
+    model = load_model(config.model, weights=config.weights, device=device)
+    data = load_dataset(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
+    check_compatible(model, data)
+    candidates = [defense_candidate(model, spec) for spec in config.defenses]
+    for name in config.defended_models:
+        defended = load_model(name, device=device)
+        check_compatible(defended, data)
+        candidates.append(model_candidate(defended, name))
+    if config.detectors:
+        fit = _held_out_images(config, data)
+        candidates += [
+            detector_candidate(model, name, fit, config.detector_fpr) for name in config.detectors
+        ]
+    specs = [AttackSpec(name=a.name, norm=a.norm, params=dict(a.params)) for a in config.attacks]
+    store = ResultStore(config.store) if config.store else ResultStore()
+    comparison = compare_defenses(
+        model, data, candidates, specs, config.epsilons, seed=config.seed,
+        batch_size=config.batch_size, eot_samples=config.eot_samples,
+        gap_threshold=config.gap_threshold, min_retention=config.min_retention,
+        checks=config.checks, check_n=config.check_n, check_eps=config.check_eps,
+        check_steps=config.check_steps, check_queries=config.check_queries, store=store,
+        run_config=config.model_dump(), progress=progress,
+    )  # fmt: skip
+    out_dir = config.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = comparison.to_dict()
+    results_path = comparison.write_json(out_dir / "defend.json")
+    (out_dir / "config.yaml").write_text(_yaml_dump(config.model_dump()))
+    report_path = None
+    if config.report:
+        from advlab.reports.defense import write_defense_report
+
+        report_path = write_defense_report(results, out_dir / "report.html")
+    return DefendOutput(results, results_path, report_path)
+
+
+def _held_out_images(config: DefendConfig, data: ImageDataset) -> torch.Tensor:
+    """Clean images to fit a detector's threshold on: same split, none of those attacked."""
+    full = load_dataset(config.dataset, config.split, None, config.data_dir, seed=config.seed)
+    free = np.flatnonzero(~np.isin(full.indices, data.indices))
+    check(
+        free.size >= 2,
+        f"the detector needs clean images outside the {len(data)} attacked ones: lower --n",
+    )
+    pick = np.random.default_rng(config.seed).permutation(free)[: config.detector_fit_n]
+    return full.subset(np.sort(pick)).images

@@ -10,11 +10,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
 from advlab import __version__
-from advlab.config import AttackChoice, EvaluateConfig, load_yaml, parse_epsilon, validated
+from advlab.cli.defend import defend
+from advlab.cli.detect import detect
+from advlab.cli.options import (
+    BatchSize,
+    ConfigOption,
+    Device,
+    Quiet,
+    Seed,
+    console,
+    err_console,
+)
+from advlab.cli.options import (
+    pct as _pct,
+)
+from advlab.cli.transfer import transfer
+from advlab.config import AttackChoice, EvaluateConfig, parse_epsilon, validated
 from advlab.errors import AdvlabError
 
 app = typer.Typer(
@@ -25,33 +39,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _load_config(ctx: typer.Context, path: Path | None) -> Path | None:
-    """``--config FILE.yaml`` sets defaults for every other option of the command."""
-    if path is not None:
-        values = load_yaml(path)
-        ctx.default_map = {**(ctx.default_map or {}), **values}
-    return path
-
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="YAML file of option: value pairs (command line wins).",
-        callback=_load_config,
-        is_eager=True,
-    ),
-]
-Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
-Seed = Annotated[int, typer.Option(help="Random seed (data subset, random starts).")]
-BatchSize = Annotated[int, typer.Option(help="Images per batch.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
-
-
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
@@ -133,6 +120,10 @@ def evaluate(
     ] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
     examples: Annotated[int, typer.Option(help="Example images per attack in the report.")] = 8,
+    defense: Annotated[
+        str | None,
+        typer.Option(help="Defense in front of the model (jpeg:quality=75); adds adaptive runs."),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Clean and robust accuracy of a model over attacks and an epsilon sweep.
@@ -163,6 +154,7 @@ def evaluate(
             "store": store,
             "report": report,
             "examples": examples,
+            "defense": defense,
         },
     )
     if not quiet:
@@ -170,6 +162,10 @@ def evaluate(
     output = run_evaluation(config, progress=not quiet)
     if not quiet:
         _print_results(output.results)
+        if "defense_comparison" in output.results:
+            from advlab.cli.defend import print_comparison
+
+            print_comparison(output.results["defense_comparison"])
     console.print(f"results: {output.results_path}")
     if output.report_path:
         console.print(f"report:  {output.report_path}")
@@ -233,7 +229,9 @@ def train(
     batch_size: BatchSize = 128,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     optimizer: Annotated[str, typer.Option(help="sgd or adam.")] = "adam",
-    schedule: Annotated[str, typer.Option(help="cosine, step, onecycle or constant.")] = "cosine",
+    schedule: Annotated[
+        str, typer.Option(help="cosine, step, onecycle, cyclic or constant.")
+    ] = "cosine",
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 0.0,
     augment: Annotated[bool, typer.Option(help="Random crops (and flips for RGB).")] = False,
     n_train: Annotated[
@@ -247,17 +245,66 @@ def train(
         list[str] | None,
         typer.Option(help="Architecture option key=value, repeatable (e.g. width=0.5)."),
     ] = None,
+    adversarial: Annotated[
+        str | None,
+        typer.Option(help="Adversarial training: fgsm-rs (fast, Wong et al.), pgd (Madry et al.) "
+                     "or trades (Zhang et al.)."),
+    ] = None,
+    eps: Annotated[
+        str | None, typer.Option(help="Adversarial training budget, e.g. 0.3 or 8/255.")
+    ] = None,
+    norm: Annotated[str, typer.Option(help="linf or l2 (adversarial training).")] = "linf",
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Attack step size (default 1.25*eps for fgsm-rs, 2.5*eps/steps else)."),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Attack steps for pgd and trades.")] = 10,
+    beta: Annotated[float, typer.Option(help="TRADES robustness weight.")] = 6.0,
+    warmup_epochs: Annotated[
+        float, typer.Option(help="Epochs over which eps ramps up linearly from 0.")
+    ] = 0.0,
+    val_n: Annotated[
+        int, typer.Option(help="Held-out images for the PGD robust accuracy of each epoch.")
+    ] = 1000,
+    val_steps: Annotated[int, typer.Option(help="PGD steps of the robust validation.")] = 10,
+    early_stop: Annotated[
+        bool, typer.Option(help="Stop when robust accuracy collapses (catastrophic overfitting).")
+    ] = True,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many epochs without improvement.")
+    ] = None,
+    distill: Annotated[
+        bool,
+        typer.Option(help="Defensive distillation: train a teacher at --temperature, then the "
+                     "student on its soft labels."),
+    ] = False,
+    distill_from: Annotated[
+        str | None, typer.Option(help="Distill from this teacher (model name or checkpoint).")
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option(help="Softmax temperature of the training loss (distillation).")
+    ] = 1.0,
+    num_threads: Annotated[
+        int | None, typer.Option(help="CPU threads for torch (default: torch's choice).")
+    ] = None,
     seed: Seed = 0,
     device: Device = "auto",
     out: Annotated[str, typer.Option(help="Checkpoint folder (rerun to resume).")] = "advlab-train",
     name: Annotated[str | None, typer.Option(help="Name stored in the checkpoint.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train a registry model with checkpoints every epoch; rerun the same command to resume."""
+    """Train a registry model with checkpoints every epoch; rerun the same command to resume.
+
+    Adversarial training is one option away (--adversarial fgsm-rs|pgd|trades --eps E);
+    each epoch then also measures PGD robust accuracy on held-out images, keeps the most
+    robust checkpoint, and reports catastrophic overfitting. report.html in --out shows
+    clean and robust accuracy per epoch.
+    """
     import yaml
 
     from advlab.training import TrainConfig
     from advlab.training import train as run_training
+    from advlab.training.distill import distill as run_distillation
 
     arch_kwargs = {}
     for item in arch or []:
@@ -285,9 +332,40 @@ def train(
     }
     if name:
         values["name"] = name
+    if adversarial is not None:
+        if eps is None:
+            raise AdvlabError("--adversarial needs --eps (e.g. --eps 0.3 or --eps 8/255)")
+        values["adversarial"] = {
+            "method": adversarial, "eps": parse_epsilon(eps), "norm": norm, "alpha": alpha,
+            "steps": steps, "beta": beta, "warmup_epochs": warmup_epochs, "val_n": val_n,
+            "val_steps": val_steps, "early_stop": early_stop,
+        }  # fmt: skip
+    elif eps is not None:
+        raise AdvlabError("--eps is for adversarial training: add --adversarial fgsm-rs|pgd|trades")
+    values.update(temperature=temperature, patience=patience, num_threads=num_threads)
+    if distill_from is not None:
+        values["distill_from"] = distill_from
     config = validated(TrainConfig, values)
-    result = run_training(config, progress=not quiet)
-    console.print(f"checkpoint: {getattr(result, 'best_path', out)}")
+    if distill:
+        if distill_from is not None:
+            raise AdvlabError("use either --distill (trains a teacher) or --distill-from TEACHER")
+        _, result = run_distillation(config, progress=not quiet)
+    else:
+        result = run_training(config, progress=not quiet)
+    _print_training(result)
+
+
+def _print_training(result: Any) -> None:
+    best = next(r for r in result.history if r["epoch"] == result.best_epoch)
+    robust = best.get("val_robust_accuracy")
+    summary = f"best epoch {result.best_epoch}: clean val acc {best['val_accuracy']:.2%}"
+    if robust is not None:
+        summary += f", PGD robust val acc {robust:.2%}"
+    console.print(summary)
+    if result.stopped:
+        console.print(f"[yellow]stopped early:[/yellow] {result.stopped}")
+    console.print(f"checkpoint: {result.best_path}")
+    console.print(f"training report: {result.out_dir / 'report.html'}")
 
 
 @app.command()
@@ -415,31 +493,27 @@ def _print_run_header(config: EvaluateConfig) -> None:
     )
 
 
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"
-
-
 def _num(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
 
 
 def _print_results(results: dict[str, Any]) -> None:
     console.print(f"clean accuracy: {_pct(results['clean_accuracy'])} on {results['n']} images")
+    # Numbers never get cut; a long attack name (pgd[loss="margin",steps=40]) folds instead.
+    numbers = {"norm": 4, "eps": 4, "robust acc": 6, "success rate": 6, "mean Linf": 5,
+               "mean L2": 5, "confidence": 6, "img/s": 5}  # fmt: skip
     table = Table(
-        Column("attack", no_wrap=True, min_width=10),
-        "norm",
-        "eps",
-        "robust acc",
-        "success rate",
-        "mean Linf",
-        "mean L2",
-        "confidence",
-        "img/s",
+        Column("attack", overflow="fold", min_width=11),
+        *(Column(name, min_width=width) for name, width in numbers.items()),
         title="robustness",
     )
+    from rich.markup import escape
+
+    from advlab.reports.tables import attack_name
+
     for row in results["results"]:
         table.add_row(
-            row["attack"],
+            escape(attack_name(row)),  # pgd[loss="margin",steps=40]: options tell runs apart
             row["norm"],
             f"{row['eps']:g}",
             _pct(row["robust_accuracy"]),
@@ -454,6 +528,12 @@ def _print_results(results: dict[str, Any]) -> None:
             "[bold]worst-case[/bold]", "", f"{float(eps):g}", _pct(accuracy), "", "", "", "", ""
         )
     console.print(table)
+
+
+# Commands that live in their own modules.
+app.command()(transfer)
+app.command()(defend)
+app.command()(detect)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,6 +6,8 @@
 - :mod:`~advlab.defenses.adaptive`: BPDA and EOT surrogates and :func:`evaluate_adaptive`,
   so that no defense looks stronger than it is;
 - :mod:`~advlab.defenses.detection`: feature-squeezing detection, ROC, an adaptive attack;
+- :mod:`~advlab.defenses.binary_detector`: a detector trained on the model's features, and
+  the attack on model and detector together;
 - :mod:`~advlab.defenses.registry`: names for the CLI (``"jpeg:quality=75+bits:bits=4"``).
 """
 
@@ -19,6 +21,7 @@ from advlab.defenses.adaptive import (
     eot,
     evaluate_adaptive,
 )
+from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD
 from advlab.defenses.detection import (
     FeatureSqueezingDetector,
     SqueezeAwarePGD,
@@ -55,11 +58,13 @@ __all__ = [
     "EOT",
     "AdaptiveResult",
     "AlwaysDropout",
+    "BinaryDetector",
     "BitDepthReduction",
     "Compose",
     "DefendedClassifier",
     "DefenseEntry",
     "DefenseLayer",
+    "DetectorAwarePGD",
     "FeatureSqueezingDetector",
     "GaussianNoise",
     "JpegCompression",

@@ -124,6 +124,34 @@ register(
         ),
     )
 )
+# The deeper siblings of the same family and author, for transfer between architectures.
+for _depth, _digest, _accuracy in (
+    (32, "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850", 0.9263),
+    (44, "014dd6541728a1c700b1642ab640e211dc6eb8ed507d70697458dc8f8a0ae2e4", 0.9310),
+    (56, "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367", 0.9339),
+):
+    _file = f"resnet{_depth}-{_digest[:8]}.th"
+    register(
+        ModelEntry(
+            name=f"cifar-resnet{_depth}",
+            description=f"CIFAR-10 ResNet-{_depth} (He et al. 2016), pretrained by Y. Idelbayev, "
+            f"{_accuracy:.2%} top-1",
+            build=lambda _d=_depth, **kw: arch.CifarResNet(depth=_d, **kw),
+            input_shape=(3, 32, 32),
+            num_classes=10,
+            dataset="cifar10",
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            class_names=CIFAR10_CLASSES,
+            weights=WeightsSource(
+                filename=_file,
+                sha256=_digest,
+                url=f"https://github.com/akamaster/pytorch_resnet_cifar10/raw/master/pretrained_models/{_file}",
+                license="BSD-2-Clause, (c) 2018 Yerlan Idelbayev",
+                accuracy=_accuracy,
+            ),
+        )
+    )
 register(
     ModelEntry(
         name="cifar-resnet18",

@@ -83,6 +83,7 @@ def write_html_report(
             _run_section(results),
             _settings_section(results),
             _results_section(results),
+            _defense_section(results),
             _curve_section(results),
             _examples_section(examples or {}, results.get("class_names") or []),
             _per_class_section(results),
@@ -190,6 +191,16 @@ def _results_section(results: Mapping[str, Any]) -> str:
         f"<tr>{head}</tr>{''.join(body)}</table></div>"
         f'<p class="muted">{esc(note)}</p></section>'
     )
+
+
+def _defense_section(results: Mapping[str, Any]) -> str:
+    """Plain vs adaptive attacks and the masking checks, when run with a defense."""
+    comparison = results.get("defense_comparison")
+    if not isinstance(comparison, Mapping):
+        return ""
+    from advlab.reports.defense import defense_section  # it imports this module
+
+    return defense_section(comparison)
 
 
 def _curve_section(results: Mapping[str, Any]) -> str:

@@ -1,0 +1,165 @@
+"""``advlab defend``: the undefended model and each defense side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from advlab.cli.options import BatchSize, ConfigOption, Device, Quiet, Seed, console
+from advlab.config import AttackChoice, DefendConfig, parse_epsilon, validated
+
+DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
+
+
+def defend(
+    config_file: ConfigOption = None,
+    model: Annotated[str, typer.Option(help="The undefended model (as for evaluate).")] = (
+        "mnist-cnn"
+    ),
+    weights: Annotated[str | None, typer.Option(help="Weights file for --model.")] = None,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defense",
+            "-d",
+            help="Preprocessing defense, repeatable: jpeg:quality=75, bits:bits=1.",
+        ),
+    ] = None,
+    defended_model: Annotated[
+        list[str] | None,
+        typer.Option(help="A model trained as a defense (distilled, adversarially trained)."),
+    ] = None,
+    detector: Annotated[
+        list[str] | None, typer.Option(help="A detector in front of --model: feature-squeezing.")
+    ] = None,
+    detector_fpr: Annotated[
+        float, typer.Option(help="Detector false-positive rate on clean images.")
+    ] = 0.05,
+    detector_fit_n: Annotated[
+        int, typer.Option(help="Clean images (not attacked) to fit the detector on.")
+    ] = 500,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option("--attack", "-a", help="Attack, repeatable (default fgsm, pgd, mim)."),
+    ] = None,
+    eps: Annotated[
+        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
+    ] = None,
+    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    n: Annotated[int | None, typer.Option(help="Seeded random subset of n images.")] = 200,
+    eot_samples: Annotated[int, typer.Option(help="Random draws per EOT gradient.")] = 10,
+    gap: Annotated[
+        float, typer.Option(help="Flag plain-minus-adaptive robust accuracy at or above this.")
+    ] = 0.1,
+    checks: Annotated[bool, typer.Option(help="Run the gradient-masking checks.")] = True,
+    check_n: Annotated[int, typer.Option(help="Images for the gradient-masking checks.")] = 100,
+    check_eps: Annotated[
+        str | None, typer.Option(help="Eps of the checks (default: the largest --eps).")
+    ] = None,
+    batch_size: BatchSize = 128,
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Annotated[
+        str, typer.Option(help="Output folder for defend.json and report.html.")
+    ] = "advlab-defend",
+    store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    quiet: Quiet = False,
+) -> None:
+    """Compare defenses: clean accuracy, robust accuracy under plain and adaptive attacks.
+
+    Each defense is attacked as configured and with attacks that know it (BPDA for
+    non-differentiable preprocessing, EOT for random defenses, an attack on the logits
+    for defended models, transfer from the undefended model, a detector-aware attack),
+    with the gap flagged; gradient-masking checks run for each. Writes defend.json and
+    report.html and records the comparison in the results store.
+    """
+    from advlab.workflows import run_defend
+
+    choices = [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)]
+    epsilons = [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])]
+    config: DefendConfig = validated(
+        DefendConfig,
+        {
+            "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
+            "split": split, "n": n, "seed": seed, "defenses": list(defense or []),
+            "defended_models": list(defended_model or []), "detectors": list(detector or []),
+            "detector_fpr": detector_fpr, "detector_fit_n": detector_fit_n,
+            "attacks": [c.model_dump() for c in choices],
+            "epsilons": epsilons, "eot_samples": eot_samples, "gap_threshold": gap,
+            "checks": checks, "check_n": check_n,
+            "check_eps": None if check_eps is None else parse_epsilon(check_eps),
+            "batch_size": batch_size, "device": device, "out": out, "store": store,
+            "report": report,
+        },
+    )  # fmt: skip
+    if not quiet:
+        rows = [*config.defenses, *config.defended_models, *config.detectors]
+        text = (
+            f"{config.model} vs {', '.join(rows)} on {config.dataset} (n={config.n}, "
+            f"seed={config.seed}): {', '.join(c.name for c in config.attacks)} at eps "
+            f"{', '.join(f'{e:g}' for e in config.epsilons)}"
+        )
+        console.print(f"[bold]advlab defend[/bold] {escape(text)}")
+    output = run_defend(config, progress=not quiet)
+    if not quiet:
+        print_comparison(output.results)
+    console.print(f"results: {output.results_path}", markup=False)
+    if output.report_path:
+        console.print(f"report:  {output.report_path}", markup=False)
+
+
+def print_comparison(results: Mapping[str, Any]) -> None:
+    """The comparison as tables (overview, then one per eps) and its findings."""
+    rows = list(results.get("rows") or [])
+    overview = Table("defense", "clean", "retention", "slowdown", "training", "checks",
+                     title="defenses")  # fmt: skip
+    for row in rows:
+        training = row.get("training_seconds")
+        overview.add_row(
+            escape(str(row["label"])),
+            _pct(row.get("clean_accuracy")),
+            _pct(row.get("clean_retention")),
+            "-" if row.get("inference_slowdown") is None else f"{row['inference_slowdown']:.2f}x",
+            "none" if row.get("kind") in ("preprocess", "detector")
+            else ("-" if training is None else f"{training:.0f} s"),
+            escape(str(row.get("checks_summary") or "-")),
+        )  # fmt: skip
+    console.print(overview)
+    keys = list(dict.fromkeys(c["key"] for row in rows for c in row.get("cells") or []))
+    for eps in results.get("epsilons") or []:
+        table = Table("defense", *map(escape, keys), title=f"robust accuracy at eps {eps:g}: "
+                      "plain -> adaptive (ASR cut)")  # fmt: skip
+        for row in rows:
+            cells = []
+            for key in keys:
+                cell = next(
+                    (c for c in row.get("cells") or [] if c["key"] == key and c["eps"] == eps),
+                    None,
+                )
+                cells.append("-" if cell is None else _cell_text(cell, row.get("kind")))
+            table.add_row(escape(str(row["label"])), *cells)
+        console.print(table)
+    for text in results.get("findings") or []:
+        console.print(f"- {text}", markup=False, highlight=False)
+
+
+def _cell_text(cell: Mapping[str, Any], kind: Any) -> str:
+    text = f"{_pct(cell.get('robust_accuracy'))} -> {_pct(cell.get('adaptive_robust_accuracy'))}"
+    worst = cell.get("worst_attack")
+    if worst and worst != "standard":
+        text += f" ({escape(str(worst))})"
+    if kind != "undefended":
+        text += f" cut {_pct(cell.get('asr_reduction'))}"
+    return f"[red]{text} ![/red]" if cell.get("gap_flagged") else text
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"

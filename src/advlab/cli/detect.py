@@ -1,0 +1,131 @@
+"""``advlab detect``: fit an adversarial-example detector and measure what it catches."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Column, Table
+
+from advlab.cli.options import (
+    BatchSize,
+    ConfigOption,
+    Device,
+    Quiet,
+    Seed,
+    console,
+)
+from advlab.cli.options import pct as _pct
+from advlab.config import AttackChoice, parse_epsilon, validated
+
+
+def detect(
+    config_file: ConfigOption = None,
+    model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
+    weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
+    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist",
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
+    detector: Annotated[
+        str, typer.Option(help="squeeze (feature squeezing) or binary (trained on features).")
+    ] = "squeeze",
+    attack: Annotated[
+        list[str] | None,
+        typer.Option("--attack", "-a", help="Attack, repeatable; options as pgd:steps=20."),
+    ] = None,
+    eps: Annotated[
+        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.1 or 8/255).")
+    ] = None,
+    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    fpr: Annotated[float, typer.Option(help="Target false positive rate on clean images.")] = 0.05,
+    n: Annotated[int, typer.Option(help="Test images: attacked, and clean for the FPR.")] = 500,
+    n_fit: Annotated[int, typer.Option(help="Clean images the detector is fitted on.")] = 2000,
+    fit_split: Annotated[
+        str, typer.Option(help="Split to fit on: train, or test (disjoint from the n images).")
+    ] = "train",
+    train_attack: Annotated[
+        str, typer.Option(help="binary: attack crafting its training examples, at every --eps.")
+    ] = "pgd:steps=20",
+    adaptive: Annotated[
+        bool, typer.Option(help="Also run the attack on model and detector together.")
+    ] = True,
+    adaptive_steps: Annotated[int, typer.Option(help="Steps of the adaptive attack.")] = 40,
+    batch_size: BatchSize = 128,
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Annotated[
+        str, typer.Option(help="Output folder for detection.json and report.html.")
+    ] = "advlab-detect",
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Detection rate, false positive rate and ROC AUC of a detector, per attack and eps."""
+    from advlab.evaluation.detection_run import DetectConfig, run_detection
+
+    config: DetectConfig = validated(
+        DetectConfig,
+        {
+            "model": model,
+            "weights": weights,
+            "dataset": dataset,
+            "data_dir": data_dir,
+            "detector": detector,
+            "fpr": fpr,
+            "attacks": [
+                AttackChoice.parse(text, norm).model_dump() for text in (attack or ["fgsm", "pgd"])
+            ],
+            "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
+            "n": n,
+            "n_fit": n_fit,
+            "fit_split": fit_split,
+            "train_attack": AttackChoice.parse(train_attack, norm).model_dump(),
+            "adaptive": adaptive,
+            "adaptive_steps": adaptive_steps,
+            "batch_size": batch_size,
+            "seed": seed,
+            "device": device,
+            "out": out,
+            "report": report,
+        },
+    )
+    if not quiet:
+        console.print(
+            f"[bold]advlab[/bold] {config.detector} detector on {config.model}, {config.dataset} "
+            f"(n={config.n}, fit on {config.n_fit} {config.fit_split} images, seed={config.seed}),"
+            f" target FPR {config.fpr:g}"
+        )
+    output = run_detection(config, progress=not quiet)
+    if not quiet:
+        _print_detection(output.results)
+    console.print(f"results: {output.results_path}")
+    if output.report_path:
+        console.print(f"report:  {output.report_path}")
+
+
+def _print_detection(results: dict[str, Any]) -> None:
+    from advlab.reports.detection import summary_rows
+
+    console.print(
+        f"false positive rate: {_pct(results['false_positive_rate'])} on {results['n']} "
+        f"held-out clean images (target {_pct(results['fpr_target'])}); clean accuracy "
+        f"{_pct(results['clean_accuracy'])}"
+    )
+    table = Table(
+        Column("attack", no_wrap=True, min_width=10),
+        "eps",
+        "attack success",
+        "detection rate",
+        "adaptive detection rate",
+        "AUC",
+        title="detection (rates over the fooled examples)",
+    )
+    for row in summary_rows(results):
+        table.add_row(
+            escape(row["attack"]),  # "pgd[steps=20]" is not rich markup
+            f"{row['eps']:g}",
+            _pct(row["attack_success_rate"]),
+            _pct(row["detection_rate"]),
+            _pct(row["adaptive_detection_rate"]),
+            "-" if row["auc"] is None else f"{row['auc']:.3f}",
+        )
+    console.print(table)

@@ -1,0 +1,376 @@
+"""Detection evaluation: what share of adversarial examples a detector flags, and at what cost.
+
+For a fitted detector and a sweep of attacks x epsilons, each attack runs on the images
+the model classifies correctly. Per (attack, eps) the evaluation counts the images the
+attack fooled, the share of those the detector flags (the detection rate that matters:
+an adversarial example that fails is no threat) and the share of all attacked images,
+and the ROC AUC of telling them from the clean images. The false-positive rate is
+measured on the evaluated clean images, which the detector was not fitted on. With
+``adaptive=True`` the same is measured for an attack that knows the detector
+(:class:`~advlab.defenses.detection.SqueezeAwarePGD` or
+:class:`~advlab.defenses.binary_detector.DetectorAwarePGD`), since a detector is only as
+good as the best attack on model and detector together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+import advlab
+from advlab.attacks import Attack
+from advlab.attacks.threat import Norm
+from advlab.data import ImageDataset
+from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD
+from advlab.defenses.detection import FeatureSqueezingDetector, SqueezeAwarePGD, auc, roc_curve
+from advlab.defenses.preprocess import describe
+from advlab.errors import AdvlabError, check
+from advlab.evaluation.spec import AttackSpec, check_sweep, derive_seed, weights_sha256
+from advlab.models import ImageClassifier
+from advlab.models.context import frozen_eval
+from advlab.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+#: The detectors ``advlab detect --detector NAME`` can build.
+DETECTORS = {
+    "squeeze": "feature squeezing (Xu et al. 2018): L1 change of the softmax under squeezers",
+    "binary": "a classifier trained on the model's penultimate features, clean vs adversarial",
+}
+
+
+class Detector(Protocol):
+    """What the evaluation needs of a detector: a model, a threshold and scores."""
+
+    model: ImageClassifier
+    fpr: float
+    threshold: float | None
+
+    def score(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+def build_detector(
+    name: str,
+    model: ImageClassifier,
+    fpr: float = 0.05,
+    *,
+    training_attacks: Sequence[Attack] | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> FeatureSqueezingDetector | BinaryDetector:
+    """An unfitted detector by name; ``training_attacks`` are the binary detector's."""
+    check(name in DETECTORS, f"unknown detector '{name}': use {' or '.join(DETECTORS)}")
+    if name == "squeeze":
+        return FeatureSqueezingDetector(model, fpr=fpr, batch_size=batch_size)
+    return BinaryDetector(model, training_attacks, fpr, batch_size=batch_size, seed=seed)
+
+
+def adaptive_attack(
+    detector: Detector, eps: float, norm: Norm = "linf", steps: int = 40, seed: int | None = None
+) -> Attack:
+    """The attack on model and ``detector`` together, for a detector advlab knows."""
+    if isinstance(detector, FeatureSqueezingDetector):
+        return SqueezeAwarePGD(detector, eps=eps, steps=steps, norm=norm, seed=seed)
+    if isinstance(detector, BinaryDetector):
+        return DetectorAwarePGD(detector, eps=eps, steps=steps, norm=norm, seed=seed)
+    raise AdvlabError(
+        f"no adaptive attack is known for {type(detector).__name__}: pass adaptive=False"
+    )
+
+
+def detector_config(detector: Detector) -> dict[str, Any]:
+    """A detector's full configuration, threshold included, as plain JSON data."""
+    if isinstance(detector, BinaryDetector):
+        return detector.config()
+    if isinstance(detector, FeatureSqueezingDetector):
+        return {
+            "detector": "squeeze",
+            "squeezers": [describe(squeezer) for squeezer in detector.squeezers],
+            "fpr": detector.fpr,
+            "threshold": detector.threshold,
+        }
+    return {
+        "detector": type(detector).__name__,
+        "fpr": detector.fpr,
+        "threshold": detector.threshold,
+    }
+
+
+@dataclass
+class DetectionEntry:
+    """One attack at one eps against the detector. Rates are fractions in [0, 1].
+
+    ``attacked`` images were classified correctly and attacked; ``fooled`` of them now
+    fool the model. ``detection_rate`` is over the fooled ones, ``detection_rate_all``
+    over all attacked, ``evasion_rate`` (fooled and not flagged) over all attacked.
+    ``auc`` separates the clean images from the fooled adversarial examples, ``auc_all``
+    from all attacked ones; ``roc`` is the curve behind ``auc``. None where a set is empty.
+    """
+
+    attack: str
+    key: str
+    norm: str
+    eps: float
+    adaptive: bool
+    attacked: int
+    fooled: int
+    attack_success_rate: float | None
+    detection_rate: float | None
+    detection_rate_all: float | None
+    evasion_rate: float | None
+    auc: float | None
+    auc_all: float | None
+    roc: dict[str, list[float]]
+    seconds: float
+    config: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DetectionEvaluation:
+    """A finished detection evaluation; :meth:`to_dict` is the detection.json content."""
+
+    model: str
+    weights_sha256: str
+    dataset: str
+    split: str
+    n: int
+    seed: int
+    device: str
+    detector: dict[str, Any]
+    fit: dict[str, Any]
+    clean_accuracy: float
+    false_positive_rate: float
+    results: list[DetectionEntry]
+    config: dict[str, Any]
+    seconds: float
+    advlab_version: str = field(default=advlab.__version__)
+
+    def entry(self, attack: str, eps: float) -> DetectionEntry:
+        """The entry for an attack (its name or key) at ``eps``."""
+        for entry in self.results:
+            if attack in (entry.attack, entry.key) and entry.eps == eps:
+                return entry
+        raise KeyError(f"no detection result for {attack} at eps {eps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "advlab_version": self.advlab_version,
+            "model": self.model,
+            "weights_sha256": self.weights_sha256,
+            "dataset": self.dataset,
+            "split": self.split,
+            "n": self.n,
+            "seed": self.seed,
+            "device": self.device,
+            "detector": self.detector,
+            "fit": self.fit,
+            "clean_accuracy": self.clean_accuracy,
+            "fpr_target": self.detector.get("fpr"),
+            "false_positive_rate": self.false_positive_rate,
+            "results": [entry.to_dict() for entry in self.results],
+            "config": self.config,
+            "seconds": self.seconds,
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        return path
+
+
+def evaluate_detection(
+    detector: Detector,
+    data: ImageDataset,
+    attacks: Sequence[AttackSpec],
+    epsilons: Sequence[float],
+    *,
+    adaptive: bool = True,
+    adaptive_steps: int = 40,
+    adaptive_norm: Norm = "linf",
+    batch_size: int = 128,
+    seed: int = 0,
+    fit: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> DetectionEvaluation:
+    """Detection rates of a fitted ``detector`` on ``data`` under every attack and eps.
+
+    ``data`` must not hold the images the detector was fitted on: its clean images
+    measure the false-positive rate. ``fit`` describes the fitting data for the record.
+    """
+    attacks, epsilons = list(attacks), [float(eps) for eps in epsilons]
+    check(len(data) > 0, "the data set is empty: give at least one image")
+    check_sweep(attacks, epsilons, batch_size)
+    check(adaptive_steps >= 1, f"adaptive_steps must be >= 1, got {adaptive_steps}")
+    check(detector.threshold is not None, "fit the detector before evaluating it")
+    assert detector.threshold is not None
+    model, started = detector.model, time.perf_counter()
+    device = model.device
+    images, labels = data.images, data.labels
+    clean_scores = detector.score(images)
+    predictions = _predict(model, images, batch_size)
+    correct = (predictions == labels).nonzero().squeeze(1)
+    runs: list[tuple[AttackSpec | None, float]] = [
+        (spec, eps) for spec in attacks for eps in epsilons
+    ]
+    if adaptive:
+        runs += [(None, eps) for eps in epsilons]
+    entries = []
+    for spec, eps in runs:
+        if spec is None:
+            key = f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}"
+
+            def build(offset: int, eps: float = eps, key: str = key) -> Attack:
+                return adaptive_attack(
+                    detector,
+                    eps,
+                    adaptive_norm,
+                    adaptive_steps,
+                    derive_seed(seed, key, eps, offset),
+                )
+        else:
+            key = spec.key
+
+            def build(offset: int, eps: float = eps, spec: AttackSpec = spec) -> Attack:
+                return spec.build(eps, derive_seed(seed, spec.key, eps, offset))
+
+        entries.append(
+            _run_one(
+                detector,
+                build,
+                key,
+                eps,
+                images[correct],
+                labels[correct],
+                clean_scores,
+                batch_size,
+                device,
+                progress,
+            )  # fmt: skip
+        )
+    fpr = float((clean_scores > detector.threshold).float().mean())
+    config = {
+        **(run_config or {}),
+        "attacks": [spec.to_dict() for spec in attacks],
+        "epsilons": epsilons,
+        "adaptive": adaptive,
+        "adaptive_steps": adaptive_steps,
+        "adaptive_norm": adaptive_norm,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    return DetectionEvaluation(
+        model=str(getattr(model, "name", type(model).__name__)),
+        weights_sha256=weights_sha256(model),
+        dataset=data.name,
+        split=data.split,
+        n=len(data),
+        seed=seed,
+        device=str(device),
+        detector={**detector_config(detector), "description": repr(detector)},
+        fit=dict(fit or {}),
+        clean_accuracy=float((predictions == labels).float().mean()),
+        false_positive_rate=fpr,
+        results=entries,
+        config=config,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run_one(
+    detector: Detector,
+    build: Callable[[int], Attack],
+    key: str,
+    eps: float,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    clean_scores: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+) -> DetectionEntry:
+    """Attack ``images`` batch by batch (each batch its own seed) and score the results."""
+    assert detector.threshold is not None
+    started = time.perf_counter()
+    first: Attack | None = None
+    adversarial, fooled = [], []
+    with progress_bar(images.shape[0], f"{key} eps={eps:g}", enabled=progress) as advance:
+        for offset in range(0, images.shape[0], batch_size):
+            attack: Attack = build(offset)
+            first = first or attack
+            batch = images[offset : offset + batch_size].to(device)
+            result = attack(detector.model, batch, labels[offset : offset + batch_size].to(device))
+            adversarial.append(result.adversarial.cpu())
+            fooled.append(result.success.cpu())
+            advance(batch.shape[0])
+    first = first or build(0)
+    attacked = images.shape[0]
+    scores = detector.score(torch.cat(adversarial)) if attacked else torch.zeros(0)
+    success = torch.cat(fooled) if attacked else torch.zeros(0, dtype=torch.bool)
+    flagged = scores > detector.threshold
+    fooled_count = int(success.sum())
+    curve, area = _roc(clean_scores, scores[success])
+    _, area_all = _roc(clean_scores, scores)
+    config = {key: value for key, value in first.config().items() if key != "detector"}
+    return DetectionEntry(
+        attack=first.name,
+        key=key,
+        norm=first.norm,
+        eps=eps,
+        adaptive=isinstance(first, (SqueezeAwarePGD, DetectorAwarePGD)),
+        attacked=attacked,
+        fooled=fooled_count,
+        attack_success_rate=_rate(fooled_count, attacked),
+        detection_rate=_rate(int(flagged[success].sum()), fooled_count),
+        detection_rate_all=_rate(int(flagged.sum()), attacked),
+        evasion_rate=_rate(int((success & ~flagged).sum()), attacked),
+        auc=area,
+        auc_all=area_all,
+        roc=curve,
+        seconds=time.perf_counter() - started,
+        config=config,
+    )
+
+
+def _predict(model: ImageClassifier, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    with frozen_eval(model), torch.no_grad():
+        parts = [
+            model(images[start : start + batch_size].to(model.device)).argmax(1).cpu()
+            for start in range(0, images.shape[0], batch_size)
+        ]
+    return torch.cat(parts)
+
+
+def _rate(count: int, total: int) -> float | None:
+    return count / total if total else None
+
+
+def _roc(
+    negatives: torch.Tensor, positives: torch.Tensor
+) -> tuple[dict[str, list[float]], float | None]:
+    """The ROC's corner points (the curve is drawn exactly from them) and its AUC."""
+    if negatives.numel() == 0 or positives.numel() == 0:
+        return {"fpr": [], "tpr": []}, None
+    fpr, tpr, _ = roc_curve(negatives, positives)
+    # A point in the middle of a straight horizontal or vertical run adds nothing.
+    keep = torch.ones(fpr.numel(), dtype=torch.bool)
+    if fpr.numel() > 2:
+        flat = (fpr[1:-1] == fpr[:-2]) & (fpr[1:-1] == fpr[2:])
+        level = (tpr[1:-1] == tpr[:-2]) & (tpr[1:-1] == tpr[2:])
+        keep[1:-1] = ~(flat | level)
+    points = {
+        "fpr": [round(float(v), 6) for v in fpr[keep]],
+        "tpr": [round(float(v), 6) for v in tpr[keep]],
+    }
+    return points, auc(fpr, tpr)

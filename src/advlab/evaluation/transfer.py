@@ -1,0 +1,345 @@
+"""Transferability: craft on each source model, score on each target model.
+
+For every (attack, eps, source) the adversarial examples are crafted once, batch by
+batch, and every target classifies the same batch before it is dropped: crafting is
+the expensive part and is never repeated per target. A cell of the matrix counts the
+attack's success over the images that *both* its source and its target classify
+correctly, so a target's own mistakes never pass for transfer; on the diagonal (source
+= target) that is the white-box success rate.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import advlab
+from advlab.attacks import frozen_eval
+from advlab.data import ImageDataset
+from advlab.errors import check
+from advlab.evaluation.spec import AttackSpec, check_sweep, data_sha256, derive_seed, weights_sha256
+from advlab.progress import progress_bar
+
+#: The columns of transfer.csv, in order: one row per (attack, eps, source, target).
+CSV_COLUMNS = (
+    "attack", "key", "norm", "eps", "targeted", "source", "target", "white_box",
+    "n_both_correct", "success_rate", "target_clean_accuracy", "target_adversarial_accuracy",
+    "source_clean_accuracy", "craft_seconds",
+)  # fmt: skip
+
+
+@dataclass
+class TransferCell:
+    """One (attack, eps, source, target). Rates and accuracies are fractions in [0, 1].
+
+    ``success_rate`` is over the ``n_both_correct`` images that source and target both
+    classify correctly (None when there are none); ``target_adversarial_accuracy`` is the
+    target's accuracy on all the transferred examples, ``target_clean_accuracy`` on all the
+    clean images. ``craft_seconds`` is the source's crafting time, shared by its targets.
+    """
+
+    attack: str
+    key: str
+    norm: str
+    eps: float
+    targeted: bool
+    source: str
+    target: str
+    white_box: bool
+    n_both_correct: int
+    success_rate: float | None
+    target_clean_accuracy: float
+    target_adversarial_accuracy: float
+    source_clean_accuracy: float
+    craft_seconds: float
+
+
+@dataclass
+class TransferMatrix:
+    """The result of :func:`transfer_matrix`; :meth:`to_dict` is the transfer.json content.
+
+    ``complete`` is False in the snapshots passed to ``on_update`` while work remains.
+    """
+
+    dataset: str
+    split: str
+    n: int
+    seed: int
+    batch_size: int
+    device: str
+    sources: list[str]
+    targets: list[str]
+    models: dict[str, dict[str, Any]]
+    attacks: list[dict[str, Any]]
+    epsilons: list[float]
+    indices_sha256: str
+    data_sha256: str
+    cells: list[TransferCell] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    complete: bool = False
+    seconds: float = 0.0
+    advlab_version: str = advlab.__version__
+
+    def cell(self, attack: str, eps: float, source: str, target: str) -> TransferCell:
+        """The cell of ``attack`` (its name or key) at ``eps`` from ``source`` to ``target``."""
+        for entry in self.cells:
+            if (attack in (entry.key, entry.attack) and entry.eps == eps
+                    and (entry.source, entry.target) == (source, target)):  # fmt: skip
+                return entry
+        raise KeyError(f"no cell for {attack} at eps {eps} from {source} to {target}")
+
+    def matrix(self, attack: str, eps: float, value: str = "success_rate") -> list[list[Any]]:
+        """``value`` of every cell, rows = sources and columns = targets (None if not run)."""
+        rows: list[list[Any]] = []
+        for source in self.sources:
+            row = []
+            for target in self.targets:
+                try:
+                    row.append(getattr(self.cell(attack, eps, source, target), value))
+                except KeyError:
+                    row.append(None)
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["cells"] = [asdict(cell) for cell in self.cells]
+        return {"kind": "transfer", **out}
+
+    def write_json(self, path: str | Path) -> Path:
+        return _write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
+
+    def csv_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for cell in self.cells:
+            row = asdict(cell)
+            writer.writerow({key: _csv_value(row[key]) for key in CSV_COLUMNS})
+        return buffer.getvalue()
+
+    def write_csv(self, path: str | Path) -> Path:
+        return _write_text(path, self.csv_text())
+
+
+def transfer_matrix(
+    sources: Mapping[str, nn.Module],
+    targets: Mapping[str, nn.Module] | None,
+    attacks: Sequence[AttackSpec],
+    epsilons: Sequence[float],
+    dataset: ImageDataset,
+    *,
+    batch_size: int = 128,
+    seed: int = 0,
+    progress: bool = True,
+    run_config: dict[str, Any] | None = None,
+    on_update: Callable[[TransferMatrix], None] | None = None,
+) -> TransferMatrix:
+    """Craft every attack at every eps on each source; classify the examples with each target.
+
+    ``sources`` and ``targets`` map a name to a model taking images in [0, 1]; ``targets``
+    defaults to ``sources``, and a name in both must be the same model. Attacks run on
+    every image, with the seed of each (attack, eps, batch) derived from ``seed`` (the
+    same random starts for every source). ``on_update`` receives the partial result after
+    each source is done, e.g. to write it to disk as it grows.
+    """
+    targets = dict(sources) if targets is None else dict(targets)
+    sources = dict(sources)
+    attacks = list(attacks)
+    epsilons = [float(eps) for eps in epsilons]
+    check(len(sources) > 0, "give at least one source model to craft on")
+    check(len(targets) > 0, "give at least one target model to evaluate on")
+    check(len(dataset) > 0, "the data set is empty: give at least one image")
+    check_sweep(attacks, epsilons, batch_size)
+    models = _union(sources, targets)
+    _check_compatible(models, dataset)
+    device = _device(next(iter(models.values())))
+    start = time.perf_counter()
+    clean = {name: _predict(model, dataset, batch_size, device) for name, model in models.items()}
+    labels = dataset.labels.numpy()
+    correct = {name: pred == labels for name, pred in clean.items()}
+    result = TransferMatrix(
+        dataset=dataset.name, split=dataset.split, n=len(dataset), seed=int(seed),
+        batch_size=int(batch_size), device=str(device),
+        sources=list(sources), targets=list(targets),
+        models={name: {"weights_sha256": weights_sha256(model),
+                       "clean_accuracy": float(correct[name].mean()),
+                       "input_shape": list(getattr(model, "input_shape", ()) or ()),
+                       "num_classes": int(getattr(model, "num_classes", 0) or 0)}
+                for name, model in models.items()},
+        attacks=[{**spec.to_dict(), "key": spec.key,
+                  "config": {str(eps): spec.build(eps, seed).config() for eps in epsilons}}
+                 for spec in attacks],
+        epsilons=epsilons,
+        indices_sha256=hashlib.sha256(
+            np.ascontiguousarray(dataset.indices, dtype=np.int64).tobytes()).hexdigest(),
+        data_sha256=data_sha256(dataset),
+        config=dict(run_config or {}),
+    )  # fmt: skip
+    total = len(attacks) * len(epsilons) * len(sources) * len(dataset)
+    with progress_bar(total, "crafting transfer examples", enabled=progress) as advance:
+        for spec in attacks:
+            for eps in epsilons:
+                for source, model in sources.items():
+                    craft_start = time.perf_counter()
+                    adv_pred, goal = _craft_and_classify(
+                        spec, eps, model, targets, dataset, batch_size, seed, device, advance
+                    )
+                    seconds = time.perf_counter() - craft_start
+                    for target in targets:
+                        result.cells.append(_cell(
+                            spec, eps, source, target, correct, adv_pred[target], goal, labels,
+                            seconds,
+                        ))  # fmt: skip
+                    result.seconds = time.perf_counter() - start
+                    if on_update is not None:
+                        on_update(result)
+    result.complete = True
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+# -- the work -----------------------------------------------------------------------------
+
+
+def _craft_and_classify(
+    spec: AttackSpec,
+    eps: float,
+    source: nn.Module,
+    targets: Mapping[str, nn.Module],
+    dataset: ImageDataset,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    advance: Callable[[int], None],
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Every target's prediction on the examples crafted on ``source``, and the attack's
+    target classes (None when untargeted). Each batch is crafted once and then dropped."""
+    predictions: dict[str, list[np.ndarray]] = {name: [] for name in targets}
+    goals: list[np.ndarray] = []
+    for offset, images, labels in dataset.batches(batch_size):
+        attack = spec.build(eps, derive_seed(seed, spec.key, eps, offset))
+        result = attack(source, images.to(device), labels.to(device))
+        for name, target in targets.items():
+            predictions[name].append(_labels_of(target, result.adversarial))
+        if result.targets is not None:
+            goals.append(result.targets.cpu().numpy().astype(np.int64))
+        advance(int(labels.shape[0]))
+    merged = {name: np.concatenate(parts) for name, parts in predictions.items()}
+    return merged, (np.concatenate(goals) if goals else None)
+
+
+def _cell(
+    spec: AttackSpec,
+    eps: float,
+    source: str,
+    target: str,
+    correct: Mapping[str, np.ndarray],
+    adv_pred: np.ndarray,
+    goal: np.ndarray | None,
+    labels: np.ndarray,
+    seconds: float,
+) -> TransferCell:
+    both = correct[source] & correct[target]
+    fooled = adv_pred != labels if goal is None else adv_pred == goal
+    count = int(both.sum())
+    return TransferCell(
+        attack=spec.to_dict()["name"], key=spec.key, norm=spec.norm, eps=eps,
+        targeted=goal is not None, source=source, target=target, white_box=source == target,
+        n_both_correct=count,
+        success_rate=float(fooled[both].mean()) if count else None,
+        target_clean_accuracy=float(correct[target].mean()),
+        target_adversarial_accuracy=float((adv_pred == labels).mean()),
+        source_clean_accuracy=float(correct[source].mean()),
+        craft_seconds=seconds,
+    )  # fmt: skip
+
+
+def _labels_of(model: nn.Module, images: torch.Tensor) -> np.ndarray:
+    with torch.no_grad(), frozen_eval(model):
+        logits = model(images.to(_device(model)))
+    return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
+
+
+def _predict(
+    model: nn.Module, dataset: ImageDataset, batch_size: int, device: torch.device
+) -> np.ndarray:
+    parts = [_labels_of(model, images.to(device)) for _, images, _ in dataset.batches(batch_size)]
+    return np.concatenate(parts)
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def _union(sources: dict[str, nn.Module], targets: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Every model once, sources first; a name must mean one model."""
+    models = dict(sources)
+    for name, model in targets.items():
+        check(models.setdefault(name, model) is model,
+              f"the name '{name}' is given to two different models: name each model "
+              "once")  # fmt: skip
+    return models
+
+
+def _check_compatible(models: Mapping[str, nn.Module], dataset: ImageDataset) -> None:
+    """All models must read the data set's images and share its classes."""
+    for name, model in models.items():
+        shape = tuple(getattr(model, "input_shape", ()) or ())
+        if shape and all(shape):
+            check(shape == dataset.image_shape,
+                  f"model '{name}' expects images of shape {shape} but data set "
+                  f"'{dataset.name}' has {dataset.image_shape}: transfer needs models of one "
+                  "data set")  # fmt: skip
+    counts = {name: int(getattr(model, "num_classes", 0) or 0) for name, model in models.items()}
+    known = {name: count for name, count in counts.items() if count}
+    described = ", ".join(f"'{name}' {count}" for name, count in known.items())
+    check(len(set(known.values())) <= 1,
+          f"the models have different numbers of classes ({described}): transfer needs "
+          "models that share their classes")  # fmt: skip
+    top = int(dataset.labels.max())
+    for name, count in known.items():
+        check(top < count,
+              f"data set '{dataset.name}' has label {top} but model '{name}' has only {count} "
+              "classes: pick a matching model and data set")  # fmt: skip
+
+
+def _device(model: nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # reads back as the same float
+    text = str(value)
+    # A model name such as "=cmd" would run as a spreadsheet formula (CSV injection).
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def _write_text(path: str | Path, text: str) -> Path:
+    """Write through a temporary file, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,305 @@
+"""The defense comparison (defend.json) as HTML: findings, tables, a figure, the checks.
+
+:func:`defense_section` is one ``<section id="defenses">``; the evaluation report embeds
+it when results.json holds a ``defense_comparison``, and :func:`write_defense_report`
+makes a self-contained page of it. Like the rest of ``advlab.reports`` it reads plain
+results only and escapes every string in them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import advlab
+from advlab.errors import check
+from advlab.reports.figures import DPI, figure_to_png_bytes
+from advlab.reports.html import esc
+from advlab.reports.tables import format_eps, format_percent
+from advlab.reports.template import page
+
+_FONT = 8
+_FLAG = ' style="background:#fbeeed;font-weight:600"'
+_WARN = ' style="background:#fbeeed"'
+_PASS = ' style="background:#eef6ee"'
+CHECK_NAMES = ("iterative", "white-box", "eps-sweep", "unbounded", "more-effort")
+
+
+def attack_columns(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (attack key, attack name) of the comparison, in the order they were run."""
+    seen: dict[str, str] = {}
+    for row in results.get("rows") or []:
+        for cell in row.get("cells") or []:
+            seen.setdefault(str(cell.get("key")), str(cell.get("attack")))
+    return list(seen.items())
+
+
+def cell_of(row: Mapping[str, Any], key: str, eps: float) -> Mapping[str, Any] | None:
+    for cell in row.get("cells") or []:
+        if str(cell.get("key")) == key and float(cell.get("eps", -1.0)) == eps:
+            return dict(cell)
+    return None
+
+
+def comparison_bars(results: Mapping[str, Any], eps: float) -> Figure:
+    """Per row, the lowest robust accuracy over the attacks at ``eps``: plain (light) and
+    adaptive (dark) side by side. A tall light bar over a short dark one is a masked
+    gradient."""
+    rows = list(results.get("rows") or [])
+    check(bool(rows), "the defense comparison holds no rows")
+    plain, adaptive = [], []
+    for row in rows:
+        cells = [c for c in row.get("cells") or [] if float(c.get("eps", -1.0)) == eps]
+        plain.append(min((float(c["robust_accuracy"]) for c in cells), default=np.nan))
+        adaptive.append(min((float(c["adaptive_robust_accuracy"]) for c in cells), default=np.nan))
+    fig = Figure(figsize=(1.6 + 0.9 * len(rows), 2.6), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, plain, 0.4, label="plain attacks", color="#9bb7e0")
+    ax.bar(x + 0.2, adaptive, 0.4, label="adaptive (worst case)", color="#2f5fa7")
+    for i, (p, a) in enumerate(zip(plain, adaptive, strict=True)):
+        for offset, value in ((-0.2, p), (0.2, a)):
+            if np.isfinite(value):
+                ax.text(i + offset, value + 0.02, f"{100 * value:.0f}", ha="center", fontsize=6)
+    ax.set_xticks(x)
+    ax.set_xticklabels([_short(str(r.get("label"))) for r in rows], fontsize=_FONT, rotation=15)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("robust accuracy (lowest over attacks)", fontsize=_FONT)
+    ax.tick_params(axis="y", labelsize=_FONT)
+    norm = _norm(results)
+    ax.set_title(f"eps={format_eps(eps, norm)}: plain vs adaptive attacks", fontsize=9)
+    ax.legend(fontsize=_FONT, loc="upper right")
+    return fig
+
+
+def defense_section(results: Mapping[str, Any]) -> str:
+    """``<section id="defenses">``: findings, overview, robustness per eps, masking checks."""
+    parts = ['<section id="defenses"><h2>Defense comparison</h2>']
+    findings = results.get("findings") or []
+    if findings:
+        items = "".join(f"<li>{esc(text)}</li>" for text in findings)
+        parts.append(f"<ul>{items}</ul>")
+    parts.append(_overview_table(results))
+    for eps in results.get("epsilons") or []:
+        eps = float(eps)
+        parts.append(f"<h3>Robust accuracy at eps {esc(format_eps(eps, _norm(results)))}</h3>")
+        parts.append(_eps_table(results, eps))
+        parts.append(f"<figure>{_img(comparison_bars(results, eps), f'eps {eps:g}')}</figure>")
+    parts.append(_checks_table(results))
+    note = (
+        "Plain: the attack as configured, run on the defended model. Adaptive: the same "
+        "attack made to know the defense (bpda: straight-through gradients through "
+        "non-differentiable preprocessing; eot: gradients averaged over random draws; "
+        "logits: cross-entropy on rescaled logits, which a saturated softmax cannot hide; "
+        "transfer: examples crafted on the undefended model; aware: an attack on model and "
+        "detector together), each judged on the real defended model; an image counts as "
+        "robust only if every attack failed on it. Robust accuracy is over all images; the "
+        "attack success rate (ASR) over the images the row classifies correctly. ASR cut: "
+        "1 - adaptive ASR / undefended ASR. Flagged cells (!): the plain number exceeds the "
+        f"adaptive one by {_gap(results)} or more. With a detector, a flagged image counts "
+        "as defended, a flagged clean image as lost. Retention: clean accuracy relative to "
+        "the undefended model. Slowdown: inference time per image relative to it."
+    )
+    parts.append(f'<p class="muted">{esc(note)}</p></section>')
+    return "".join(parts)
+
+
+def write_defense_report(
+    results: Mapping[str, Any], path: str | Path, *, title: str | None = None
+) -> Path:
+    """A self-contained HTML page of ``results`` (defend.json content) at ``path``."""
+    check(isinstance(results, Mapping), "results must be a dict such as defend.json holds")
+    path = Path(path).expanduser()
+    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/report.html")
+    title = title or (
+        f"advlab defense comparison: {results.get('model', '?')} on {results.get('dataset', '?')}"
+    )
+    fields = [
+        ("Model (undefended)", results.get("model", "n/a")),
+        ("Data set", f"{results.get('dataset', 'n/a')} ({results.get('split', 'n/a')})"),
+        ("Images (n)", results.get("n", "n/a")),
+        ("Seed", results.get("seed", "n/a")),
+        ("Device", results.get("device", "n/a")),
+        ("Run id", results.get("run_id", "n/a")),
+        ("Weights SHA-256", results.get("weights_sha256", "n/a")),
+        ("Total time", f"{float(results.get('seconds') or 0.0):.1f} s"),
+        ("advlab version", results.get("advlab_version", "n/a")),
+    ]
+    meta = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in fields)
+    dumped = json.dumps(results.get("config") or {}, indent=2, default=str)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join([
+        f"<h1>{esc(title)}</h1>",
+        f'<section id="run"><h2>Run</h2><table class="meta">{meta}</table></section>',
+        defense_section(results),
+        '<section id="settings"><h2>Settings</h2><details><summary>Configuration as JSON'
+        f"</summary><pre>{esc(dumped)}</pre></details></section>",
+        f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(now)}.</footer>",
+    ])  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page(esc(title), body), encoding="utf-8")
+    return path
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+def _overview_table(results: Mapping[str, Any]) -> str:
+    rows = list(results.get("rows") or [])
+    detectors = any(r.get("false_positive_rate") is not None for r in rows)
+    head = ["Defense", "Kind", "Clean accuracy", "Retention"]
+    head += ["False positives"] if detectors else []
+    head += ["Inference / image", "Slowdown", "Training time", "Adaptive attacks", "Checks"]
+    body = []
+    for row in rows:
+        cells = [
+            (str(row.get("label")), True),
+            (str(row.get("kind")), True),
+            (format_percent(row.get("clean_accuracy")), False),
+            (format_percent(row.get("clean_retention")), False),
+        ]
+        if detectors:
+            cells.append((format_percent(row.get("false_positive_rate")), False))
+        cells += [
+            (_ms(row.get("inference_seconds_per_image")), False),
+            (_times(row.get("inference_slowdown")), False),
+            (_training(row), False),
+            (", ".join(row.get("adaptive_attacks") or []) or "none", True),
+            (str(row.get("checks_summary") or "not run"), True),
+        ]
+        tds = "".join(
+            f'<td class="text">{esc(text)}</td>' if is_text else f"<td>{esc(text)}</td>"
+            for text, is_text in cells
+        )
+        body.append(f"<tr>{tds}</tr>")
+    header = "".join(f'<th class="text">{esc(h)}</th>' for h in head)
+    return f'<div class="scroll"><table><tr>{header}</tr>{"".join(body)}</table></div>'
+
+
+def _eps_table(results: Mapping[str, Any], eps: float) -> str:
+    columns = attack_columns(results)
+    rows = list(results.get("rows") or [])
+    detectors = any(r.get("kind") == "detector" for r in rows)
+    sub = ["plain", "adaptive", "ASR cut"] + (["detected"] if detectors else [])
+    top = "".join(f'<th colspan="{len(sub)}">{esc(name)}</th>' for _, name in columns)
+    second = "".join(f"<th>{esc(s)}</th>" for _ in columns for s in sub)
+    body = []
+    for row in rows:
+        cells = [f'<td class="text">{esc(row.get("label"))}</td>']
+        for key, _ in columns:
+            cell = cell_of(row, key, eps)
+            if cell is None:
+                cells += ["<td>n/a</td>"] * len(sub)
+                continue
+            flagged = bool(cell.get("gap_flagged"))
+            adaptive = format_percent(cell.get("adaptive_robust_accuracy"), 1)
+            worst = cell.get("worst_attack")
+            if worst and worst != "standard":
+                adaptive += f" ({worst})"
+            cells.append(f"<td>{esc(format_percent(cell.get('robust_accuracy'), 1))}</td>")
+            cells.append(f"<td{_FLAG if flagged else ''}>{esc(adaptive)}{' !' if flagged else ''}"
+                         "</td>")  # fmt: skip
+            undefended = row.get("kind") == "undefended"
+            reduction = "-" if undefended else format_percent(cell.get("asr_reduction"), 1)
+            cells.append(f"<td>{esc(reduction)}</td>")
+            if detectors:
+                detected = cell.get("detection_rate")
+                aware = cell.get("adaptive_detection_rate")
+                text = "-" if detected is None else format_percent(detected, 1)
+                if aware is not None:
+                    text += f" / {format_percent(aware, 1)}"
+                cells.append(f"<td>{esc(text)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        f'<div class="scroll"><table><tr><th class="text" rowspan="2">Defense</th>{top}</tr>'
+        f"<tr>{second}</tr>{''.join(body)}</table></div>"
+    )
+
+
+def _checks_table(results: Mapping[str, Any]) -> str:
+    rows = [r for r in results.get("rows") or [] if r.get("checks") is not None]
+    if not rows:
+        return '<p class="muted">The gradient-masking checks were not run.</p>'
+    head = "".join(f"<th>{esc(name)}</th>" for name in CHECK_NAMES)
+    body = []
+    for row in rows:
+        by_name = {str(c.get("name")): c for c in row.get("checks") or []}
+        cells = [f'<td class="text">{esc(row.get("label"))}</td>']
+        for name in CHECK_NAMES:
+            found = by_name.get(name)
+            if found is None:
+                cells.append("<td>n/a</td>")
+                continue
+            status = str(found.get("status"))
+            numbers = ", ".join(
+                f"{k} {_number(v)}" for k, v in (found.get("numbers") or {}).items()
+            )
+            style = _PASS if status == "pass" else _WARN
+            cells.append(
+                f'<td class="wrap"{style} title="{esc(found.get("explanation", ""))}">'
+                f"<b>{esc(status)}</b><br>{esc(numbers)}</td>"
+            )
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    explain = (
+        "iterative: one-step FGSM must not beat PGD. white-box: black-box Square must not "
+        "beat PGD. eps-sweep: robust accuracy under PGD without random start must fall to "
+        "about 0 as eps doubles. unbounded: PGD with eps covering the whole image box must "
+        "fool every image. more-effort: twice the steps and 2 restarts must add little. "
+        "Each runs the plain attacks; a warn means the plain numbers of that row are not "
+        "to be trusted (Athalye, Carlini and Wagner 2018; Carlini et al. 2019)."
+    )
+    return (
+        '<h3>Gradient-masking checks</h3><div class="scroll"><table>'
+        f'<tr><th class="text">Defense</th>{head}</tr>{"".join(body)}</table></div>'
+        f'<p class="muted">{esc(explain)}</p>'
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _img(figure: Figure, alt: str) -> str:
+    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+
+
+def _norm(results: Mapping[str, Any]) -> str:
+    norms = {str(a.get("norm")) for a in results.get("attacks") or [] if isinstance(a, Mapping)}
+    return norms.pop() if len(norms) == 1 else ""
+
+
+def _gap(results: Mapping[str, Any]) -> str:
+    value = (results.get("config") or {}).get("gap_threshold")
+    return format_percent(value, 0) if isinstance(value, (int, float)) else "the threshold"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:.3g}"
+
+
+def _ms(seconds: Any) -> str:
+    return "n/a" if not isinstance(seconds, (int, float)) else f"{1000 * seconds:.3f} ms"
+
+
+def _times(value: Any) -> str:
+    return "n/a" if not isinstance(value, (int, float)) else f"{value:.2f}x"
+
+
+def _training(row: Mapping[str, Any]) -> str:
+    seconds = row.get("training_seconds")
+    if row.get("kind") in ("preprocess", "detector"):
+        return "none (no training)"
+    return "unknown" if not isinstance(seconds, (int, float)) else f"{seconds:.0f} s"
+
+
+def _short(name: str, width: int = 22) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"

@@ -1,0 +1,248 @@
+"""Figures and HTML of a transfer matrix (the content of transfer.json).
+
+A heatmap per (attack, eps) with sources as rows and targets as columns, and an HTML
+section that :func:`write_transfer_report` turns into a self-contained page. Like the
+rest of ``advlab.reports`` it reads plain results only, and escapes every string in
+them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import advlab
+from advlab.errors import check
+from advlab.reports.figures import DPI, figure_to_png_bytes, save_figure
+from advlab.reports.html import esc
+from advlab.reports.tables import format_eps, format_percent
+from advlab.reports.template import page
+
+_FONT = 8
+
+
+def transfer_runs(results: Mapping[str, Any]) -> list[tuple[str, str, float]]:
+    """The (attack key, norm, eps) of every matrix, in the order they were run."""
+    runs: dict[tuple[str, str, float], None] = {}
+    for cell in results.get("cells") or []:
+        runs[(str(cell.get("key")), str(cell.get("norm")), float(cell.get("eps", 0.0)))] = None
+    return list(runs)
+
+
+def transfer_grid(
+    results: Mapping[str, Any], key: str, eps: float, value: str = "success_rate"
+) -> tuple[list[str], list[str], list[list[Mapping[str, Any] | None]]]:
+    """Sources, targets and the cells of one (attack key, eps) as rows x columns."""
+    sources = [str(name) for name in results.get("sources") or []]
+    targets = [str(name) for name in results.get("targets") or []]
+    found = {
+        (str(c.get("source")), str(c.get("target"))): c
+        for c in results.get("cells") or []
+        if str(c.get("key")) == key and float(c.get("eps", -1.0)) == eps
+    }
+    return sources, targets, [[found.get((s, t)) for t in targets] for s in sources]
+
+
+def transfer_heatmap(results: Mapping[str, Any], key: str, eps: float) -> Figure:
+    """Attack success rate from each source (rows) to each target (columns).
+
+    Each cell reads the rate and, below it, the number of images both models classify
+    correctly that it is counted over; the diagonal (white box) is framed.
+    """
+    sources, targets, grid = transfer_grid(results, key, eps)
+    check(bool(sources and targets), "the transfer results hold no sources or targets")
+    rates = np.array([[_rate(cell) for cell in row] for row in grid], dtype=np.float64).reshape(
+        len(sources), len(targets)
+    )
+    fig = Figure(
+        figsize=(1.6 + 1.15 * len(targets), 1.3 + 0.75 * len(sources)),
+        dpi=DPI,
+        layout="constrained",
+    )
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(rates), cmap="Reds", vmin=0.0, vmax=1.0)
+    for i, row in enumerate(grid):
+        for j, cell in enumerate(row):
+            rate = rates[i, j]
+            text = "n/a" if cell is None or np.isnan(rate) else f"{100 * rate:.1f}%"
+            if cell is not None:
+                text += f"\nn={cell.get('n_both_correct', '?')}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=_FONT,
+                    color="white" if rate > 0.6 else "black")  # fmt: skip
+            if sources[i] == targets[j]:
+                ax.add_patch(_frame(j, i))
+    ax.set_xticks(range(len(targets)))
+    ax.set_xticklabels([_short(name) for name in targets], fontsize=_FONT, rotation=20, ha="right")
+    ax.set_yticks(range(len(sources)))
+    ax.set_yticklabels([_short(name) for name in sources], fontsize=_FONT)
+    ax.set_xlabel("target (evaluated on)", fontsize=_FONT + 1)
+    ax.set_ylabel("source (crafted on)", fontsize=_FONT + 1)
+    colorbar = fig.colorbar(image, ax=ax, fraction=0.08)
+    colorbar.ax.tick_params(labelsize=_FONT)
+    norm = _norm_of(results, key)
+    ax.set_title(f"{key} eps={format_eps(eps, norm)}: attack success rate", fontsize=9)
+    return fig
+
+
+def save_transfer_heatmaps(results: Mapping[str, Any], folder: str | Path) -> list[Path]:
+    """One PNG heatmap per (attack, eps) in ``folder``; returns the paths written."""
+    paths = []
+    for key, norm, eps in transfer_runs(results):
+        name = f"transfer-{_slug(key)}-eps{_slug(format_eps(eps, norm))}.png"
+        paths.append(save_figure(transfer_heatmap(results, key, eps), Path(folder) / name))
+    return paths
+
+
+def transfer_section(results: Mapping[str, Any]) -> str:
+    """An HTML ``<section id="transfer">``: models, then per (attack, eps) a heatmap and a
+    table of success rates and the targets' accuracy under the transferred examples."""
+    parts = ['<section id="transfer"><h2>Transferability</h2>', _models_table(results)]
+    runs = transfer_runs(results)
+    if not runs:
+        parts.append('<p class="muted">No transfer results were recorded.</p>')
+    for key, norm, eps in runs:
+        title = f"{key} eps={format_eps(eps, norm)}"
+        parts.append(f"<h3>{esc(title)}</h3>")
+        parts.append(f"<figure>{_img(transfer_heatmap(results, key, eps), title)}</figure>")
+        parts.append(_matrix_table(results, key, eps))
+    note = (
+        "Rows: the model the examples were crafted on; columns: the model they were shown "
+        "to. Success rate: share of the images that both models classify correctly whose "
+        "crafted example the target gets wrong (n = that count); the diagonal is the "
+        "white-box rate. Accuracy: the target's accuracy on all transferred examples. "
+        "Each source's examples are crafted once and shown to every target."
+    )
+    parts.append(f'<p class="muted">{esc(note)}</p></section>')
+    return "".join(parts)
+
+
+def write_transfer_report(
+    results: Mapping[str, Any], path: str | Path, *, title: str | None = None
+) -> Path:
+    """A self-contained HTML page of ``results`` (transfer.json content) at ``path``."""
+    check(isinstance(results, Mapping), "results must be a dict such as transfer.json holds")
+    path = Path(path).expanduser()
+    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/transfer.html")
+    title = title or f"advlab transfer report on {results.get('dataset', '?')}"
+    fields = [
+        ("Data set", f"{results.get('dataset', 'n/a')} ({results.get('split', 'n/a')})"),
+        ("Images (n)", results.get("n", "n/a")),
+        ("Seed", results.get("seed", "n/a")),
+        ("Batch size", results.get("batch_size", "n/a")),
+        ("Device", results.get("device", "n/a")),
+        ("Complete", "yes" if results.get("complete") else "no (partial results)"),
+        ("Total time", f"{float(results.get('seconds') or 0.0):.1f} s"),
+        ("advlab version", results.get("advlab_version", "n/a")),
+    ]
+    attack_rows = "".join(
+        f'<tr><td class="text">{esc(a.get("key"))}</td>'
+        f'<td class="wrap">{esc(json.dumps(a.get("config"), default=str))}</td></tr>'
+        for a in results.get("attacks") or []
+    )
+    dumped = json.dumps(results.get("config") or {}, indent=2, default=str)
+    body = "\n".join([
+        f"<h1>{esc(title)}</h1>",
+        '<section id="run"><h2>Run</h2>' + _meta_table(fields) + "</section>",
+        transfer_section(results),
+        '<section id="settings"><h2>Settings</h2><div class="scroll"><table>'
+        '<tr><th class="text">Attack</th><th class="text">Configuration per eps</th></tr>'
+        f"{attack_rows}</table></div><details><summary>Run configuration as JSON</summary>"
+        f"<pre>{esc(dumped)}</pre></details></section>",
+        f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(_now())}.</footer>",
+    ])  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page(esc(title), body), encoding="utf-8")
+    return path
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _models_table(results: Mapping[str, Any]) -> str:
+    models = results.get("models") or {}
+    roles: dict[str, list[str]] = {str(name): [] for name in models}
+    for role in ("sources", "targets"):
+        for name in results.get(role) or []:
+            roles.setdefault(str(name), []).append(role[:-1])
+    rows = "".join(
+        f'<tr><td class="text">{esc(name)}</td><td class="text">{esc(", ".join(roles[name]))}'
+        f"</td><td>{esc(format_percent(info.get('clean_accuracy')))}</td>"
+        f'<td class="wrap">{esc(info.get("weights_sha256", "n/a"))}</td></tr>'
+        for name, info in models.items()
+        if isinstance(info, Mapping)
+    )
+    return (
+        '<div class="scroll"><table><tr><th class="text">Model</th><th class="text">Role</th>'
+        f'<th>Clean accuracy</th><th class="text">Weights SHA-256</th></tr>{rows}</table></div>'
+    )
+
+
+def _matrix_table(results: Mapping[str, Any], key: str, eps: float) -> str:
+    sources, targets, grid = transfer_grid(results, key, eps)
+    head = '<th class="text">source \\ target</th>' + "".join(
+        f"<th>{esc(name)}</th>" for name in targets
+    )
+    rows = []
+    for source, row in zip(sources, grid, strict=True):
+        cells = "".join(_matrix_cell(cell) for cell in row)
+        rows.append(f'<tr><td class="text">{esc(source)}</td>{cells}</tr>')
+    return f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _matrix_cell(cell: Mapping[str, Any] | None) -> str:
+    if cell is None:
+        return "<td>n/a</td>"
+    text = (
+        f"{format_percent(cell.get('success_rate'), 1)} (n={cell.get('n_both_correct')}), "
+        f"acc. {format_percent(cell.get('target_adversarial_accuracy'), 1)}"
+    )
+    style = ' style="font-weight:600"' if cell.get("white_box") else ""
+    return f"<td{style}>{esc(text)}</td>"
+
+
+def _rate(cell: Mapping[str, Any] | None) -> float:
+    value = None if cell is None else cell.get("success_rate")
+    return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def _frame(x: int, y: int) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5)
+
+
+def _norm_of(results: Mapping[str, Any], key: str) -> str:
+    for cell in results.get("cells") or []:
+        if str(cell.get("key")) == key:
+            return str(cell.get("norm"))
+    return ""
+
+
+def _short(name: str, width: int = 22) -> str:
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_") or "run"
+
+
+def _img(figure: Figure, alt: str) -> str:
+    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+
+
+def _meta_table(fields: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>" for key, value in fields)
+    return f'<table class="meta">{rows}</table>'
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
