@@ -348,3 +348,32 @@ def test_detect_user_mistakes(home, capsys, args, message):
     code, _, err = run_cli(["detect", *args, "--out", str(home / "x"), "--quiet"], capsys)
     assert code == 2 and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_adversarially_and_distil_from_the_command_line(home, capsys, data_dir):
+    tiny = ["--arch", "width=4", "--arch", "hidden=16", "--n-train", "300", "--epochs", "1",
+            "--num-threads", "1", "--data-dir", str(data_dir), "--quiet"]  # fmt: skip
+    out = home / "robust"
+    code, stdout, _ = run_cli(
+        ["train", *tiny, "--adversarial", "fgsm-rs", "--eps", "0.1", "--val-n", "50",
+         "--out", str(out)], capsys,
+    )  # fmt: skip
+    assert code == 0, stdout
+    history = json.loads((out / "history.json").read_text())
+    assert f"PGD robust val acc {history[0]['val_robust_accuracy']:.2%}" in stdout
+    assert (out / "report.html").is_file()
+    sidecar = json.loads((out / "best.json").read_text())
+    assert sidecar["training"]["adversarial"]["method"] == "fgsm-rs"
+
+    distilled = home / "distilled"
+    code, stdout, _ = run_cli(
+        ["train", *tiny, "--distill", "--temperature", "20", "--out", str(distilled)], capsys
+    )
+    assert code == 0, stdout
+    teacher = json.loads((distilled / "teacher" / "best.json").read_text())
+    student = json.loads((distilled / "best.json").read_text())
+    assert teacher["training"]["temperature"] == student["training"]["temperature"] == 20
+    assert student["training"]["distill_from"].endswith("teacher/best.safetensors")
+
+    code, _, err = run_cli(["train", *tiny, "--eps", "0.1", "--out", str(home / "x")], capsys)
+    assert code == 2 and "add --adversarial" in err
