@@ -360,3 +360,15 @@ def test_bundled_mnist_cnn_loads_and_is_accurate() -> None:
     model = load_model("mnist-cnn")  # the registry attaches the bundled weights
     data = load_dataset("mnist-demo", n=1000, seed=0)
     assert evaluate_accuracy(model, data, torch.device("cpu")) >= 0.98
+
+
+def test_bundled_distilled_model_is_robust_only_to_cross_entropy_attacks() -> None:
+    model = load_model("mnist-cnn-distilled")
+    data = load_dataset("mnist-demo", n=200, seed=3)
+    assert evaluate_accuracy(model, data, torch.device("cpu")) >= 0.95
+    images, labels = data.images, data.labels
+    plain = PGD(eps=0.3, steps=10, seed=0)(model, images, labels)
+    margin = PGD(eps=0.3, steps=10, loss="margin", seed=0)(model, images, labels)
+    # Apparent robustness: the saturated softmax hides the gradient from cross-entropy.
+    assert plain.success_rate < 0.2
+    assert margin.success_rate > 0.9
