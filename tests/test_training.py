@@ -372,3 +372,10 @@ def test_bundled_distilled_model_is_robust_only_to_cross_entropy_attacks() -> No
     # Apparent robustness: the saturated softmax hides the gradient from cross-entropy.
     assert plain.success_rate < 0.2
     assert margin.success_rate > 0.9
+
+
+def test_bundled_mnist_mlp_is_a_second_accurate_architecture() -> None:
+    model = load_model("mnist-mlp")
+    assert not any(isinstance(m, nn.Conv2d) for m in model.modules())
+    data = load_dataset("mnist-demo", n=1000, seed=0)
+    assert evaluate_accuracy(model, data, torch.device("cpu")) >= 0.97
