@@ -379,3 +379,14 @@ def test_bundled_mnist_mlp_is_a_second_accurate_architecture() -> None:
     assert not any(isinstance(m, nn.Conv2d) for m in model.modules())
     data = load_dataset("mnist-demo", n=1000, seed=0)
     assert evaluate_accuracy(model, data, torch.device("cpu")) >= 0.97
+
+
+def test_bundled_robust_model_resists_pgd_where_the_standard_one_falls() -> None:
+    data = load_dataset("mnist-demo", n=200, seed=5)
+    attack = PGD(eps=0.1, steps=20, seed=0)
+    robust = load_model("mnist-cnn-robust-0.1")
+    standard = load_model("mnist-cnn")
+    assert evaluate_accuracy(robust, data, torch.device("cpu")) >= 0.98
+    robust_rate = attack(robust, data.images, data.labels).success_rate
+    standard_rate = attack(standard, data.images, data.labels).success_rate
+    assert robust_rate < 0.08 and standard_rate > 0.2
