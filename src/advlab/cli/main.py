@@ -500,20 +500,29 @@ def _num(value: Any, digits: int = 3) -> str:
 def _print_results(results: dict[str, Any]) -> None:
     console.print(f"clean accuracy: {_pct(results['clean_accuracy'])} on {results['n']} images")
     # Numbers never get cut; a long attack name (pgd[loss="margin",steps=40]) folds instead.
-    numbers = {"norm": 4, "eps": 4, "robust acc": 6, "success rate": 6, "mean Linf": 5,
-               "mean L2": 5, "confidence": 6, "img/s": 5}  # fmt: skip
+    # Short headers, so that all of it fits 80 columns (Linf, L2: mean perturbation norms).
+    numbers = {"norm": 4, "eps": 4, "robust": 6, "success": 6, "Linf": 5, "L2": 5,
+               "conf.": 6, "img/s": 5}  # fmt: skip
     table = Table(
-        Column("attack", overflow="fold", min_width=11),
+        Column("attack", overflow="fold", min_width=10),
         *(Column(name, min_width=width) for name, width in numbers.items()),
         title="robustness",
+        caption="robust: robust accuracy; success: attack success rate on the images the "
+        "model gets right; Linf, L2: mean perturbation; conf.: mean confidence of the "
+        "adversarial prediction",
     )
     from rich.markup import escape
 
     from advlab.reports.tables import attack_name
 
+    # Options in the name (pgd[loss="margin",steps=40]) only where they tell runs apart.
+    keys_per_attack: dict[tuple[str, str], set[str]] = {}
     for row in results["results"]:
+        keys_per_attack.setdefault((row["attack"], row["norm"]), set()).add(str(row.get("key")))
+    for row in results["results"]:
+        ambiguous = len(keys_per_attack[(row["attack"], row["norm"])]) > 1
         table.add_row(
-            escape(attack_name(row)),  # pgd[loss="margin",steps=40]: options tell runs apart
+            escape(attack_name(row) if ambiguous else row["attack"]),
             row["norm"],
             f"{row['eps']:g}",
             _pct(row["robust_accuracy"]),
