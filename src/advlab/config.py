@@ -63,6 +63,16 @@ class AttackChoice(BaseModel):
         return choice
 
 
+def epsilon_list(values: list[float]) -> list[float]:
+    """The eps sweep of a command, checked and sorted without repeats."""
+    if not values:
+        raise ValueError("give at least one --eps")
+    for eps in values:
+        if not math.isfinite(eps) or eps < 0:
+            raise ValueError(f"eps must be a finite number >= 0, got {eps}")
+    return sorted(set(values))
+
+
 class EvaluateConfig(BaseModel):
     """Everything ``advlab evaluate`` needs; stored beside every result."""
 
@@ -101,12 +111,7 @@ class EvaluateConfig(BaseModel):
     @field_validator("epsilons")
     @classmethod
     def _eps(cls, values: list[float]) -> list[float]:
-        if not values:
-            raise ValueError("give at least one --eps")
-        for eps in values:
-            if not math.isfinite(eps) or eps < 0:
-                raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-        return sorted(set(values))
+        return epsilon_list(values)
 
     @model_validator(mode="after")
     def _linf_range(self) -> EvaluateConfig:
@@ -171,12 +176,7 @@ class DefendConfig(BaseModel):
     @field_validator("epsilons")
     @classmethod
     def _eps(cls, values: list[float]) -> list[float]:
-        if not values:
-            raise ValueError("give at least one --eps")
-        for eps in values:
-            if not math.isfinite(eps) or eps < 0:
-                raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-        return sorted(set(values))
+        return epsilon_list(values)
 
     @model_validator(mode="after")
     def _something_to_compare(self) -> DefendConfig:

@@ -8,7 +8,6 @@ such as ``mnist-demo``) a part of the test split disjoint from the evaluated ima
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from advlab.config import AttackChoice
+from advlab.config import AttackChoice, epsilon_list
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
 from advlab.evaluation.detection import DETECTORS, build_detector, evaluate_detection
@@ -77,12 +76,7 @@ class DetectConfig(BaseModel):
     @field_validator("epsilons")
     @classmethod
     def _eps(cls, values: list[float]) -> list[float]:
-        if not values:
-            raise ValueError("give at least one --eps")
-        for eps in values:
-            if not math.isfinite(eps) or eps < 0:
-                raise ValueError(f"eps must be a finite number >= 0, got {eps}")
-        return sorted(set(values))
+        return epsilon_list(values)
 
     @model_validator(mode="after")
     def _linf_range(self) -> DetectConfig:
