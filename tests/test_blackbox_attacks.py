@@ -226,6 +226,23 @@ def test_hopskipjump_with_eps_succeeds_only_inside_the_ball(small_mnist_model, m
     assert bool((bounded.queries[~bounded.success] >= 400 - 30).all())
 
 
+def test_hopskipjump_without_early_stop_keeps_shrinking_inside_the_ball(
+    small_mnist_model, mnist_sample
+) -> None:
+    images, labels = mnist_sample[0][:8], mnist_sample[1][:8]
+    eps = 10.0  # every adversarial example HopSkipJump finds on MNIST is inside
+    stopping = HopSkipJump(eps, max_queries=600, seed=0)(small_mnist_model, images, labels)
+    going_on = HopSkipJump(eps, max_queries=600, early_stop=False, seed=0)(
+        small_mnist_model, images, labels
+    )
+    assert bool(stopping.success.all()) and bool(going_on.success.all())
+    assert int(going_on.queries.max()) <= 600
+    assert float(going_on.queries.float().mean()) > float(stopping.queries.float().mean())
+    l2_stopping = perturbation_norms(stopping.adversarial, images)["l2"].median()
+    l2_going_on = perturbation_norms(going_on.adversarial, images)["l2"].median()
+    assert float(l2_going_on) < float(l2_stopping)
+
+
 def _one_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
     first = [int((labels == c).nonzero()[0]) for c in range(10) if bool((labels == c).any())]
     return torch.tensor(first[:k])

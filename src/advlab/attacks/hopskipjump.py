@@ -33,7 +33,9 @@ class HopSkipJump(BlackBoxAttack):
 
     ``eps=None`` is the minimal-perturbation mode: the result is the closest adversarial
     example found, successful when one was found at all. With ``eps`` an image succeeds
-    only within eps (and stops early once there). Iteration ``t`` spends
+    only within eps, and stops early once there unless ``early_stop=False``: then it keeps
+    shrinking the perturbation for the whole budget, so the median distance shows what
+    more queries buy (the report's budget curve). Iteration ``t`` spends
     ``min(init_evals * sqrt(t), max_num_evals)`` queries on the gradient estimate, fewer
     when the image's budget is short: every phase is planned against the queries left.
     Each image is first queried clean (a misclassified image is done at distance 0); a
@@ -54,6 +56,7 @@ class HopSkipJump(BlackBoxAttack):
         init_evals: int = 100,
         max_num_evals: int = 10_000,
         gamma: float = 1.0,
+        early_stop: bool = True,
         target: str | None = None,
         seed: int | None = None,
     ) -> None:
@@ -69,6 +72,7 @@ class HopSkipJump(BlackBoxAttack):
         self.init_evals = int(init_evals)
         self.max_num_evals = int(max_num_evals)
         self.gamma = float(gamma)
+        self.early_stop = bool(early_stop)
 
     def _attack(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
@@ -96,7 +100,7 @@ class HopSkipJump(BlackBoxAttack):
 
         alive = started.clone()
         for iteration in range(1, self.num_iterations + 1):
-            if self.eps is not None:
+            if self.eps is not None and self.early_stop:
                 alive &= best_dist > self.eps
             wanted = min(int(self.init_evals * math.sqrt(iteration)), self.max_num_evals)
             # Keep enough budget for one step query and one full binary search.

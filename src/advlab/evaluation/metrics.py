@@ -84,8 +84,30 @@ def attack_metrics(
         "median_l2": median_or_none(outcomes.l2[fooled]),
         "mean_confidence": mean_or_none(outcomes.confidence[fooled]),
         "mean_queries": mean_or_none(outcomes.queries[attacked].astype(np.float64)),
+        "median_queries": median_or_none(outcomes.queries[fooled].astype(np.float64)),
+        "max_queries_spent": int(outcomes.queries[attacked].max()) if attacked.any() else None,
+        "query_curve": query_curve(outcomes.queries[attacked], outcomes.success[attacked]),
         "per_class_robust_accuracy": per_class_accuracy(correct, labels, names),
     }
+
+
+def query_curve(
+    queries: np.ndarray, fooled: np.ndarray, points: int = 24
+) -> list[list[float]] | None:
+    """Success rate against queries spent: ``[[q, share of images fooled within q], ...]``.
+
+    The standard black-box plot. ``q`` runs over quantiles of the successful images'
+    query counts (at most ``points`` of them, always including the largest), so the curve
+    is exact at each point and stays small in results.json. None when nothing was attacked.
+    """
+    if queries.size == 0:
+        return None
+    spent = np.sort(queries[fooled])
+    if spent.size == 0:
+        return [[float(queries.max()), 0.0]]
+    grid = np.unique(np.quantile(spent, np.linspace(0.0, 1.0, points), method="higher"))
+    within = np.searchsorted(spent, grid, side="right") / queries.size
+    return [[float(q), float(share)] for q, share in zip(grid, within, strict=True)]
 
 
 def worst_case_accuracy(robust: Sequence[np.ndarray]) -> float:

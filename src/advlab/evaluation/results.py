@@ -39,7 +39,10 @@ class AttackEvaluation:
 
     ``attack_success_rate`` is over the images classified correctly before the attack;
     the norms and ``mean_confidence`` over its successful adversarial examples;
-    ``mean_queries`` over the images it ran on. Each is None when that set is empty.
+    ``mean_queries`` and ``max_queries_spent`` over the images it ran on,
+    ``median_queries`` over the images it fooled, and ``query_curve`` the share fooled
+    within q queries (see :func:`advlab.evaluation.metrics.query_curve`). Each is None
+    when that set is empty.
     """
 
     attack: str
@@ -55,6 +58,9 @@ class AttackEvaluation:
     median_l2: float | None
     mean_confidence: float | None
     mean_queries: float | None
+    median_queries: float | None
+    max_queries_spent: int | None
+    query_curve: list[list[float]] | None
     per_class_robust_accuracy: dict[str, float]
     seconds: float
     images_per_second: float | None

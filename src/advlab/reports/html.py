@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 import advlab
 from advlab.errors import check
+from advlab.reports.blackbox import blackbox_entries, blackbox_section
 from advlab.reports.example import Example
 from advlab.reports.figures import (
     example_grid,
@@ -79,11 +80,12 @@ def write_html_report(
     body = "\n".join(
         [
             f"<h1>{esc(title)}</h1>",
-            _nav(),
+            _nav(results),
             _run_section(results),
             _settings_section(results),
             _results_section(results),
             _defense_section(results),
+            blackbox_section(results),
             _curve_section(results),
             _examples_section(examples or {}, results.get("class_names") or []),
             _per_class_section(results),
@@ -100,8 +102,11 @@ def write_html_report(
 # -- sections -----------------------------------------------------------------------------
 
 
-def _nav() -> str:
-    links = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name in SECTIONS)
+def _nav(results: Mapping[str, Any]) -> str:
+    sections = list(SECTIONS)
+    if blackbox_entries(results):
+        sections.insert(3, ("blackbox", "Black-box"))
+    links = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name in sections)
     return f"<nav>{links}</nav>"
 
 

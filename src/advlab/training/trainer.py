@@ -273,6 +273,8 @@ class _Run:
             if config.augment:
                 pixels = augment_batch(pixels, generator)
             images = pixels.to(self.device).float().div_(255.0)
+            # Channels-last convolutions are ~1.4x faster on CPU (as in the attacks).
+            images = images.contiguous(memory_format=torch.channels_last)
             labels = data.train.labels[index].to(self.device)
             rate = learning_rate(
                 config.schedule, config.learning_rate, epoch * len(batches) + number, total_steps
