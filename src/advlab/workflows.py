@@ -221,6 +221,8 @@ class DefendOutput:
     results: dict[str, Any]
     results_path: Path
     report_path: Path | None
+    resumed_rows: int = 0  # rows and checks loaded from the store (an interrupted run)
+    resumed_checks: int = 0
 
 
 def run_defend(config: DefendConfig, *, progress: bool = True) -> DefendOutput:
@@ -267,7 +269,8 @@ def run_defend(config: DefendConfig, *, progress: bool = True) -> DefendOutput:
         from advlab.reports.defense import write_defense_report
 
         report_path = write_defense_report(results, out_dir / "report.html")
-    return DefendOutput(results, results_path, report_path)
+    return DefendOutput(results, results_path, report_path, comparison.resumed_rows,
+                        comparison.resumed_checks)  # fmt: skip
 
 
 def _held_out_images(config: DefendConfig, data: ImageDataset) -> torch.Tensor:

@@ -79,7 +79,8 @@ def defend(
     non-differentiable preprocessing, EOT for random defenses, an attack on the logits
     for defended models, transfer from the undefended model, a detector-aware attack),
     with the gap flagged; gradient-masking checks run for each. Writes defend.json and
-    report.html and records the comparison in the results store.
+    report.html and records the comparison in the results store, row by row: after an
+    interrupt, the same command resumes it.
     """
     from advlab.workflows import run_defend
 
@@ -109,6 +110,14 @@ def defend(
         )
         console.print(f"[bold]advlab defend[/bold] {escape(text)}")
     output = run_defend(config, progress=not quiet)
+    if output.resumed_rows or output.resumed_checks:
+        results = output.results["rows"]
+        checked = sum(row.get("checks") is not None for row in results)
+        console.print(
+            f"resumed run {output.results['run_id']}: {output.resumed_rows} of {len(results)} rows "
+            f"and {output.resumed_checks} of {checked} checks were already done",
+            markup=False,
+        )
     if not quiet:
         print_comparison(output.results)
     console.print(f"results: {output.results_path}", markup=False)

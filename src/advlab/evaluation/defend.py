@@ -30,6 +30,11 @@ per-image worst case), and that number is what the relative reduction of the att
 success rate uses. A row whose standard robust accuracy exceeds its adaptive one by
 ``gap_threshold`` or more is flagged; its gradient-masking checks
 (:mod:`advlab.evaluation.masking`) say why.
+
+With a results store, each finished row and each row's checks are stored as they come,
+so calling again with the same models, data, attacks and settings (the same run id)
+after an interrupt loads them instead of recomputing: the result equals an
+uninterrupted run's, timings aside.
 """
 
 from __future__ import annotations
@@ -39,11 +44,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
+import numpy as np
 import torch
 
 import advlab
@@ -67,6 +73,7 @@ Kind = Literal["undefended", "preprocess", "model", "detector"]
 _SETTINGS = ("batch_size", "eot_samples", "gap_threshold", "min_retention", "checks", "check_n",
              "check_eps", "check_steps", "check_queries")  # fmt: skip
 UNDEFENDED = "undefended"
+_T = TypeVar("_T")
 
 
 # -- detectors: anything with fit / detect, registered by name ---------------------------
@@ -279,6 +286,15 @@ class RowResult:
         out["checks_summary"] = None if self.checks is None else checks_summary(self.checks)
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RowResult:
+        """The row that :meth:`to_dict` wrote (``checks_summary`` is derived, so dropped)."""
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        values["cells"] = [CellResult(**cell) for cell in data["cells"]]
+        checks = data.get("checks")
+        values["checks"] = None if checks is None else [Check.from_dict(c) for c in checks]
+        return cls(**values)
+
 
 @dataclass
 class DefenseComparison:
@@ -300,6 +316,10 @@ class DefenseComparison:
     device: str
     seconds: float
     advlab_version: str = advlab.__version__
+    # Rows and checks loaded from the store rather than computed; not in to_dict, so a
+    # resumed comparison's results equal an uninterrupted one's.
+    resumed_rows: int = 0
+    resumed_checks: int = 0
 
     def row(self, label: str) -> RowResult:
         for row in self.rows:
@@ -308,7 +328,8 @@ class DefenseComparison:
         raise KeyError(f"no row '{label}'")
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k != "rows"}
+        hidden = ("rows", "resumed_rows", "resumed_checks")
+        out = {k: v for k, v in asdict(self).items() if k not in hidden}
         out = {"kind": "defense-comparison", **out, "rows": [r.to_dict() for r in self.rows]}
         out["clean_accuracy"] = self.rows[0].clean_accuracy if self.rows else None
         return out
@@ -350,8 +371,9 @@ def compare_defenses(
     ``check_eps`` (default: the largest eps) and ``check_n`` images are used for the
     gradient-masking checks of every row that is not a detector; ``checks=False`` skips
     them. ``min_retention`` is the clean-accuracy retention a defense needs to be named
-    the best one. With a ``store``, the comparison is recorded as one finished run
-    (``advlab runs`` lists it; ``advlab runs ID`` prints this dict).
+    the best one. With a ``store``, the comparison is recorded as one run (``advlab runs``
+    lists it; ``advlab runs ID`` prints this dict) and each row and each row's checks
+    are stored as they finish: the same call after an interrupt resumes where it stopped.
     """
     attacks, epsilons = list(attacks), sorted({float(e) for e in epsilons})
     check(len(dataset) > 0, "the data set is empty: give at least one image")
@@ -374,60 +396,190 @@ def compare_defenses(
         "epsilons": epsilons, "rows": [{"label": c.label, "kind": c.kind, "spec": c.spec}
                                        for c in rows_in],
     }  # fmt: skip
+    # Known before any work: the run id is also the key of the stored rows.
+    identity = _identity(model, dataset, seed, attacks, epsilons, config, rows_in)
+    run_id = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
     images, truth = dataset.images, dataset.labels
     checked = [checks and c.kind != "detector" for c in rows_in]
     total = len(rows_in) * len(attacks) * len(epsilons) + sum(checked)
     work = _Work(attacks, epsilons, seed, batch_size, eot_samples, images, truth)
-    rows: list[RowResult] = []
-    with progress_bar(total, "comparing defenses", enabled=progress) as advance:
-        for candidate in rows_in:
-            log.info("defense comparison: %s", candidate.label)
-            rows.append(work.row(candidate, rows[0] if rows else None, gap_threshold, advance))
-        eps = check_eps if check_eps is not None else max(epsilons)
-        take = min(check_n, len(dataset))
-        for row, candidate, run_checks in zip(rows, rows_in, checked, strict=True):
-            # A detector row's classifier is the undefended one: its checks are row 0's.
-            if run_checks:
-                with _seeded(derive_seed(seed, f"checks/{candidate.label}", eps, 0)):
-                    row.checks = gradient_masking_checks(
-                        candidate.model, images[:take], truth[:take], eps,
-                        norm=_norm_of(attacks), steps=check_steps, square_queries=check_queries,
-                        seed=seed, batch_size=batch_size,
-                    )  # fmt: skip
-                advance(1)
+    eps = check_eps if check_eps is not None else max(epsilons)
+    take = min(check_n, len(dataset))
+
+    def masking_checks(candidate: Candidate) -> list[Check]:
+        with _seeded(derive_seed(seed, f"checks/{candidate.label}", eps, 0)):
+            return gradient_masking_checks(
+                candidate.model, images[:take], truth[:take], eps, norm=_norm_of(attacks),
+                steps=check_steps, square_queries=check_queries, seed=seed,
+                batch_size=batch_size,
+            )  # fmt: skip
+
+    with contextlib.ExitStack() as stack:
+        if store is None:  # nothing to resume from: the rows live for this call only
+            store = stack.enter_context(ResultStore(":memory:"))
+        resumed = store.start_run(run_id, identity, config, len(rows_in) + sum(checked))
+        saved = _Saved(store, run_id, store.parts(run_id))
+        earlier = store.unit_seconds(run_id)  # what the stored rows and checks took
+        if resumed:
+            log.info("resuming defense comparison %s: %d of %d rows done (checks: %d of %d) "
+                     "in %s", run_id, saved.count("row/"), len(rows_in), saved.count("checks/"),
+                     sum(checked), store.path)  # fmt: skip
+        try:
+            rows: list[RowResult] = []
+            with progress_bar(total, "comparing defenses", enabled=progress) as advance:
+                for index, candidate in enumerate(rows_in):
+                    base = rows[0] if rows else None
+                    rows.append(saved.row(work, index, candidate, base, gap_threshold, advance))
+                for index, (row, candidate) in enumerate(zip(rows, rows_in, strict=True)):
+                    # A detector row's classifier is the undefended one: its checks are row 0's.
+                    if checked[index]:
+                        row.checks = saved.checks(index, candidate, masking_checks)
+                        advance(1)
+            _time_rows(rows, rows_in, images, batch_size, timing_repeats)
+        except KeyboardInterrupt:
+            _mark(store, run_id, "interrupted")
+            log.warning("interrupted: defense comparison %s is saved in %s; run the same "
+                        "comparison again to resume it", run_id, store.path)  # fmt: skip
+            raise
+        except BaseException:
+            _mark(store, run_id, "failed")
+            raise
+        best = best_defenses(rows, epsilons, min_retention)
+        comparison = DefenseComparison(
+            run_id=run_id, model=model.name, dataset=dataset.name, split=dataset.split,
+            n=len(dataset), seed=seed, attacks=[s.to_dict() for s in attacks],
+            epsilons=epsilons, rows=rows, findings=findings(rows, best, min_retention),
+            best=best, config=config, weights_sha256=identity["weights_sha256"],
+            device=str(model.device), seconds=earlier + time.perf_counter() - started,
+            resumed_rows=saved.count("row/"), resumed_checks=saved.count("checks/"),
+        )  # fmt: skip
+        store.finish_run(run_id, comparison.to_dict())
+        # Row 0's adversarial examples only serve later rows of an unfinished run.
+        store.drop_part_arrays(run_id)
+    return comparison
+
+
+def _identity(
+    model: ImageClassifier,
+    dataset: ImageDataset,
+    seed: int,
+    attacks: Sequence[AttackSpec],
+    epsilons: Sequence[float],
+    config: dict[str, Any],
+    rows_in: Sequence[Candidate],
+) -> dict[str, Any]:
+    """What decides the numbers, hashed into the run id: weights, images, attacks, rows,
+    settings, and a detector's fitted threshold (stored rows are reused under this id)."""
+    rows = []
+    for entry, candidate in zip(config["rows"], rows_in, strict=True):
+        row = {**entry, "weights_sha256": weights_sha256(candidate.model)}
+        if candidate.detector is not None:
+            detector = candidate.detector
+            row["detector"] = {"type": type(detector).__name__,
+                               "fpr": getattr(detector, "fpr", None),
+                               "threshold": getattr(detector, "threshold", None)}  # fmt: skip
+        rows.append(row)
+    return {
+        "kind": "defense-comparison", "model": model.name,
+        "weights_sha256": weights_sha256(model), "dataset": dataset.name,
+        "split": dataset.split, "n": len(dataset),
+        "indices_sha256": hashlib.sha256(dataset.indices.tobytes()).hexdigest(),
+        "seed": seed, "attacks": [s.to_dict() for s in attacks], "epsilons": list(epsilons),
+        "rows": rows, "settings": {key: config[key] for key in _SETTINGS},
+    }  # fmt: skip
+
+
+def _time_rows(
+    rows: Sequence[RowResult],
+    rows_in: Sequence[Candidate],
+    images: torch.Tensor,
+    batch_size: int,
+    repeats: int,
+) -> None:
+    """Inference time per image of every row (measured again on resume) and its slowdown."""
     for row, candidate in zip(rows, rows_in, strict=True):
-        if timing_repeats > 0:
+        if repeats > 0:
             row.inference_seconds_per_image = _seconds_per_image(
-                candidate, images, batch_size, timing_repeats
+                candidate, images, batch_size, repeats
             )
     base_seconds = rows[0].inference_seconds_per_image
     for row in rows:
         row.inference_slowdown = (
             row.inference_seconds_per_image / base_seconds if base_seconds > 0 else None
         )
-    best = best_defenses(rows, epsilons, min_retention)
-    identity = {
-        "kind": "defense-comparison", "model": model.name,
-        "weights_sha256": weights_sha256(model), "dataset": dataset.name,
-        "split": dataset.split, "n": len(dataset),
-        "indices_sha256": hashlib.sha256(dataset.indices.tobytes()).hexdigest(),
-        "seed": seed, "attacks": [s.to_dict() for s in attacks], "epsilons": epsilons,
-        "rows": [{**entry, "weights_sha256": weights_sha256(c.model)}
-                 for entry, c in zip(config["rows"], rows_in, strict=True)],
-        "settings": {key: config[key] for key in _SETTINGS},
-    }  # fmt: skip
-    comparison = DefenseComparison(
-        run_id=hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16],
-        model=model.name, dataset=dataset.name, split=dataset.split, n=len(dataset),
-        seed=seed, attacks=[s.to_dict() for s in attacks], epsilons=epsilons, rows=rows,
-        findings=findings(rows, best, min_retention), best=best, config=config,
-        weights_sha256=identity["weights_sha256"], device=str(model.device),
-        seconds=time.perf_counter() - started,
-    )  # fmt: skip
-    if store is not None:
-        store.start_run(comparison.run_id, identity, config, 0)
-        store.finish_run(comparison.run_id, comparison.to_dict())
-    return comparison
+
+
+def _mark(store: ResultStore, run_id: str, status: str) -> None:
+    # Never let a failing store hide the error that stopped the run.
+    with contextlib.suppress(AdvlabError):
+        store.set_status(run_id, status)
+
+
+@dataclass
+class _Saved:
+    """One comparison's rows and checks already in the store, and the storing of new ones."""
+
+    store: ResultStore
+    run_id: str
+    parts: dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]
+
+    def count(self, prefix: str) -> int:
+        return sum(name.startswith(prefix) for name in self.parts)
+
+    def row(
+        self,
+        work: _Work,
+        index: int,
+        candidate: Candidate,
+        base: RowResult | None,
+        gap_threshold: float,
+        advance: Callable[[int], None],
+    ) -> RowResult:
+        """Row ``index``, loaded if stored, else computed and stored; row 0 with its
+        adversarial examples, which later rows replay (transfer)."""
+        name = f"row/{index}/{candidate.label}"
+        if name in self.parts:
+            data, arrays = self.parts[name]
+            row = self._read(name, lambda: RowResult.from_dict(data))
+            if index == 0:
+                self._read(name, lambda: work.restore_base(row, arrays))
+            advance(len(work.attacks) * len(work.epsilons))
+            return row
+        if index > 0 and not work.base_adversarial:
+            raise AdvlabError(
+                f"results store {self.store.path} lacks the adversarial examples of row 0 of "
+                f"run {self.run_id}: move the store away or pass another one"
+            )
+        log.info("defense comparison: %s", candidate.label)
+        begun = time.perf_counter()
+        row = work.row(candidate, base, gap_threshold, advance)
+        seconds = time.perf_counter() - begun
+        arrays = work.base_arrays() if index == 0 else None
+        self.store.write_part(self.run_id, name, row.to_dict(), seconds, arrays)
+        return row
+
+    def checks(
+        self, index: int, candidate: Candidate, run: Callable[[Candidate], list[Check]]
+    ) -> list[Check]:
+        """The gradient-masking checks of row ``index``: loaded if stored, else run and stored."""
+        name = f"checks/{index}/{candidate.label}"
+        if name in self.parts:
+            data = self.parts[name][0]
+            return self._read(name, lambda: [Check.from_dict(c) for c in data["checks"]])
+        begun = time.perf_counter()
+        result = run(candidate)
+        data = {"checks": [c.to_dict() for c in result]}
+        self.store.write_part(self.run_id, name, data, time.perf_counter() - begun)
+        return result
+
+    def _read(self, name: str, load: Callable[[], _T]) -> _T:
+        try:
+            return load()
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise AdvlabError(
+                f"results store {self.store.path} holds an unreadable {name} for run "
+                f"{self.run_id} ({error!r}): move the store away or pass another one"
+            ) from None
 
 
 @dataclass
@@ -451,6 +603,21 @@ class _Work:
     labels: torch.Tensor
     base_adversarial: dict[tuple[str, float], torch.Tensor] = field(default_factory=dict)
     base_asr: dict[tuple[str, float], float | None] = field(default_factory=dict)
+
+    def base_arrays(self) -> dict[str, np.ndarray]:
+        """Row 0's adversarial examples, to store beside its result."""
+        return {
+            _array_name(key, eps): adversarial.detach().cpu().numpy()
+            for (key, eps), adversarial in self.base_adversarial.items()
+        }
+
+    def restore_base(self, row: RowResult, arrays: Mapping[str, np.ndarray]) -> None:
+        """What later rows use of row 0, from its stored result and examples."""
+        for cell in row.cells:
+            self.base_asr[(cell.key, cell.eps)] = cell.attack_success_rate
+            if arrays:  # dropped when the run finished: then no row is left to compute
+                array = arrays[_array_name(cell.key, cell.eps)]
+                self.base_adversarial[(cell.key, cell.eps)] = torch.tensor(array)
 
     def row(
         self,
@@ -618,6 +785,10 @@ class _Work:
             flagged = candidate.detector.detect(adversarial).cpu() & attacked
         robust = attacked & ~fooled if flagged is None else attacked & (~fooled | flagged)
         return _Outcome(robust, fooled, flagged, adversarial)
+
+
+def _array_name(key: str, eps: float) -> str:
+    return f"{key}@{eps!r}"
 
 
 def _rate(hits: torch.Tensor, count: int) -> float | None:

@@ -24,9 +24,9 @@ images it classifies correctly.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -55,6 +55,15 @@ class Check:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        """The check that :meth:`to_dict` wrote (e.g. a stored one, to resume a comparison)."""
+        status = data["status"]
+        if status not in ("pass", "warn"):
+            raise ValueError(f"unknown check status {status!r}")
+        numbers = dict(data.get("numbers") or {})  # as stored: JSON keeps ints and floats apart
+        return cls(str(data["name"]), status, numbers, str(data.get("explanation", "")))
 
 
 def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:

@@ -10,7 +10,9 @@ Tables: ``runs`` (one row per run, its configuration and, once finished, its sum
 ``units`` (the finished units with their seconds; the clean pass has attack key ""),
 ``clean`` (per image: label, clean prediction, confidence), ``outcomes`` (per attack,
 eps and image: the adversarial prediction, confidence, success, norms, queries) and
-``examples`` (an .npz blob of example images per attack and eps).
+``examples`` (an .npz blob of example images per attack and eps). ``parts`` holds the
+finished pieces of runs that are not per-image outcomes (the rows of a defense
+comparison): JSON, and arrays as safetensors, each also marked done in ``units``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+import safetensors.numpy
+from safetensors import SafetensorError
 
 from advlab.errors import AdvlabError
 from advlab.evaluation.metrics import AttackOutcomes
@@ -71,6 +75,14 @@ CREATE TABLE IF NOT EXISTS examples (
     run_id TEXT NOT NULL, attack_key TEXT NOT NULL, eps REAL NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (run_id, attack_key, eps)
 ) WITHOUT ROWID;
+"""
+# Added after schema 1 shipped; a store without it gets it when opened (older advlab
+# ignores the table).
+_PARTS = """
+CREATE TABLE IF NOT EXISTS parts (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, arrays BLOB,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID
 """
 
 
@@ -210,8 +222,12 @@ class ResultStore:
             with self._transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
+                conn.execute(_PARTS)
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'parts'").fetchone():
+            with self._transaction():
+                conn.execute(_PARTS)
 
     # -- writing (used by evaluate) -----------------------------------------------------
     def start_run(
@@ -308,6 +324,29 @@ class ResultStore:
                 )
             self._mark_done(conn, run_id, attack_key, eps, offset, len(values), seconds)
 
+    def write_part(
+        self,
+        run_id: str,
+        name: str,
+        data: dict[str, Any],
+        seconds: float,
+        arrays: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Store one finished piece of a run (JSON ``data``, ``arrays`` as safetensors) and
+        mark it done as unit ``name``, in one transaction."""
+        text = json.dumps(data)
+        blob = safetensors.numpy.save(arrays) if arrays else None
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?)", (run_id, name, text, blob)
+            )
+            self._mark_done(conn, run_id, name, 0.0, 0, 1, seconds)
+
+    def drop_part_arrays(self, run_id: str) -> None:
+        """Free the arrays of a run's parts (kept only while the run may be resumed)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE parts SET arrays = NULL WHERE run_id = ?", (run_id,))
+
     @staticmethod
     def _mark_done(
         conn: sqlite3.Connection,
@@ -390,6 +429,21 @@ class ResultStore:
                 "SELECT attack_key, eps, data FROM examples WHERE run_id = ?", (run_id,)
             ).fetchall()
         return {(str(key), float(eps)): self._unpack(blob) for key, eps, blob in rows}
+
+    def parts(self, run_id: str) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """The stored pieces of a run by name: their data and arrays (see :meth:`write_part`)."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT name, data, arrays FROM parts WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        out = {}
+        for name, text, blob in rows:
+            try:
+                arrays = safetensors.numpy.load(bytes(blob)) if blob is not None else {}
+            except (SafetensorError, TypeError, ValueError) as error:
+                raise self._corrupt(f"run {run_id}, {name}: {error}") from None
+            out[str(name)] = (self._json(text, run_id), arrays)
+        return out
 
     def list_runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, with its headline numbers once finished (``advlab runs``)."""
