@@ -228,6 +228,28 @@ def test_adversarial_training_measures_robust_accuracy_and_writes_a_report(
     assert "data:image/png;base64," in report
 
 
+def test_robust_validation_runs_at_val_eps(tmp_path: Path, data_dir: Path) -> None:
+    from advlab.training import trainer as trainer_module
+
+    seen: list[float] = []
+
+    class RecordingPGD(PGD):
+        def __init__(self, eps: float, **kwargs: Any) -> None:
+            seen.append(eps)
+            super().__init__(eps, **kwargs)
+
+    config = tiny(tmp_path / "v", data_dir, epochs=1, n_train=200, n_val=100,
+                  adversarial={"method": "fgsm-rs", "eps": 0.2, "val_eps": 0.05, "val_n": 50,
+                               "val_steps": 2})  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module, "PGD", RecordingPGD)
+        train(config, progress=False)
+    assert seen == [0.05]
+    assert "at eps 0.05 (linf)" in (tmp_path / "v" / "report.html").read_text()
+    with pytest.raises(AdvlabError, match="pixel units"):
+        load_config({"adversarial": {"method": "pgd", "eps": 0.1, "val_eps": 8}})
+
+
 def test_catastrophic_overfitting_is_reported_and_stops_the_run(
     tmp_path: Path, data_dir: Path
 ) -> None:
@@ -390,3 +412,14 @@ def test_bundled_robust_model_resists_pgd_where_the_standard_one_falls() -> None
     robust_rate = attack(robust, data.images, data.labels).success_rate
     standard_rate = attack(standard, data.images, data.labels).success_rate
     assert robust_rate < 0.08 and standard_rate > 0.2
+
+
+def test_a_config_field_added_later_at_its_default_does_not_block_a_resume() -> None:
+    from advlab.training.trainer import _differs
+
+    saved = {"adversarial": {"method": "pgd", "eps": 0.3}, "epochs": 12}
+    assert not _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.3, "val_eps": None},
+                                "epochs": 12})  # fmt: skip
+    assert _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.3, "val_eps": 0.1},
+                            "epochs": 12})  # fmt: skip
+    assert _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.2}, "epochs": 12})

@@ -33,7 +33,8 @@ class AdversarialTrainingConfig(BaseModel):
 
     ``warmup_epochs`` ramps eps linearly from 0 over the first epochs (per batch), which
     keeps fast and PGD training from collapsing early on. After every epoch the trainer
-    measures robust accuracy on ``val_n`` held-out images under PGD-``val_steps`` at eps:
+    measures robust accuracy on ``val_n`` held-out images under PGD-``val_steps`` at
+    ``val_eps`` (default: eps):
     the best checkpoint is the most robust one, and a drop of more than
     ``overfit_drop`` below the best so far is reported as catastrophic overfitting (and
     stops the run when ``early_stop``).
@@ -50,14 +51,22 @@ class AdversarialTrainingConfig(BaseModel):
     warmup_epochs: float = Field(default=0.0, ge=0, description="epochs to ramp eps up from 0")
     val_n: int = Field(default=1000, ge=1, description="held-out images for robust accuracy")
     val_steps: int = Field(default=10, ge=1, description="PGD steps for robust validation")
+    # Validate at another eps than the training one: a model trained at 0.2 for use at 0.1
+    # should be selected (and reported) by its robustness at 0.1.
+    val_eps: float | None = Field(default=None, gt=0, description="eps of robust validation")
     early_stop: bool = True
     overfit_drop: float = Field(default=0.1, gt=0, le=1)
 
     @model_validator(mode="after")
     def _eps_in_pixel_units(self) -> AdversarialTrainingConfig:
-        if self.norm == "linf" and self.eps > 1:
-            raise ValueError(f"L-inf eps is in [0, 1] pixel units, got {self.eps}: use e.g. 0.3")
+        for value in (self.eps, self.val_eps):
+            if self.norm == "linf" and value is not None and value > 1:
+                raise ValueError(f"L-inf eps is in [0, 1] pixel units, got {value}: use e.g. 0.3")
         return self
+
+    @property
+    def validation_eps(self) -> float:
+        return self.eps if self.val_eps is None else self.val_eps
 
 
 class TrainConfig(BaseModel):

@@ -82,7 +82,8 @@ def write_training_report(
     if adversarial is not None:
         notes.append(
             f"<p class='muted'>Robust validation: PGD-{adversarial.val_steps} at eps "
-            f"{adversarial.eps:g} ({adversarial.norm}) on {adversarial.val_n} held-out images, "
+            f"{adversarial.validation_eps:g} ({adversarial.norm}) on {adversarial.val_n} "
+            "held-out images, "
             "the same random starts every epoch.</p>"
         )
     settings = esc(json.dumps(config.model_dump(mode="json"), indent=2, default=str))

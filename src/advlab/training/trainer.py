@@ -213,7 +213,8 @@ class _Run:
         adversarial = self.config.adversarial
         assert adversarial is not None
         # A fixed seed: every epoch faces the same random starts, so epochs compare fairly.
-        attack = PGD(adversarial.eps, steps=adversarial.val_steps, norm=adversarial.norm, seed=0)
+        attack = PGD(adversarial.validation_eps, steps=adversarial.val_steps,
+                     norm=adversarial.norm, seed=0)  # fmt: skip
         robust = 0
         for start in range(0, len(labels), EVAL_BATCH):
             chunk = slice(start, start + EVAL_BATCH)
@@ -414,7 +415,7 @@ class _Run:
     def _check_same_run(self, state: dict[str, Any]) -> None:
         saved, current = state["config"], self.config.identity()
         changed = sorted(
-            key for key in set(saved) | set(current) if saved.get(key) != current.get(key)
+            key for key in set(saved) | set(current) if _differs(saved.get(key), current.get(key))
         )
         if changed:
             key = changed[0]
@@ -480,3 +481,11 @@ def evaluate_accuracy(model: nn.Module, data: ImageDataset, device: torch.device
         predictions = model(images.to(device)).argmax(1)
         correct += int((predictions == labels.to(device)).sum())
     return correct / max(len(data), 1)
+
+
+def _differs(saved: Any, current: Any) -> bool:
+    """Config values differ; a field missing on one side equals None (a field added to
+    the config since the run was saved, left at its default, must not block a resume)."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return any(_differs(saved.get(k), current.get(k)) for k in set(saved) | set(current))
+    return bool(saved != current)
