@@ -19,6 +19,10 @@ from pathlib import Path
 from advlab.models.checkpoint import read_sidecar, sha256_of, sidecar_path
 
 ZOO = Path(__file__).resolve().parents[1] / "src" / "advlab" / "zoo"
+DATA_LICENSES = {
+    "mnist": "MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0",
+    "cifar10": "CIFAR-10 (Krizhevsky 2009); its authors state no license",
+}
 
 
 def main() -> None:
@@ -40,7 +44,7 @@ def main() -> None:
         command=f"ADVLAB_DATA_DIR=/path/to/data python -m advlab.training --config {args.config}"
         + flag,
         license="BSD-3-Clause (advlab's own training)",
-        data_license="MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0",
+        data_license=DATA_LICENSES.get(str(meta.get("dataset")), str(meta.get("dataset"))),
         sha256=sha256_of(target),
     )
     meta["metrics"] = {**meta.get("metrics", {}), **json.loads(args.metrics)}
