@@ -377,3 +377,20 @@ def test_train_adversarially_and_distil_from_the_command_line(home, capsys, data
 
     code, _, err = run_cli(["train", *tiny, "--eps", "0.1", "--out", str(home / "x")], capsys)
     assert code == 2 and "add --adversarial" in err
+
+
+def test_results_table_shows_queries_for_query_based_attacks(capsys) -> None:
+    from advlab.cli.main import _print_results
+
+    row = {"attack": "square", "key": "square-linf[max_queries=500]", "norm": "linf", "eps": 0.3,
+           "robust_accuracy": 0.1, "attack_success_rate": 0.9, "mean_linf": 0.3, "mean_l2": 4.0,
+           "mean_confidence": 0.6, "mean_queries": 123.4, "images_per_second": 7.0,
+           "config": {"attack": "square", "max_queries": 500}}  # fmt: skip
+    results = {"clean_accuracy": 1.0, "n": 10, "results": [row], "worst_case": {"0.3": 0.1}}
+    _print_results(results)
+    out = capsys.readouterr().out
+    assert "queries" in out and "123" in out and "img/s" not in out
+    white_box = {**row, "attack": "pgd", "key": "pgd-linf", "config": {"attack": "pgd"}}
+    _print_results({**results, "results": [white_box]})
+    out = capsys.readouterr().out
+    assert "img/s" in out and "queries" not in out

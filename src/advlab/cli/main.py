@@ -267,6 +267,9 @@ def train(
         int, typer.Option(help="Held-out images for the PGD robust accuracy of each epoch.")
     ] = 1000,
     val_steps: Annotated[int, typer.Option(help="PGD steps of the robust validation.")] = 10,
+    val_eps: Annotated[
+        str | None, typer.Option(help="Eps of the robust validation (default: --eps).")
+    ] = None,
     early_stop: Annotated[
         bool, typer.Option(help="Stop when robust accuracy collapses (catastrophic overfitting).")
     ] = True,
@@ -339,6 +342,7 @@ def train(
             "method": adversarial, "eps": parse_epsilon(eps), "norm": norm, "alpha": alpha,
             "steps": steps, "beta": beta, "warmup_epochs": warmup_epochs, "val_n": val_n,
             "val_steps": val_steps, "early_stop": early_stop,
+            "val_eps": None if val_eps is None else parse_epsilon(val_eps),
         }  # fmt: skip
     elif eps is not None:
         raise AdvlabError("--eps is for adversarial training: add --adversarial fgsm-rs|pgd|trades")
@@ -501,15 +505,18 @@ def _print_results(results: dict[str, Any]) -> None:
     console.print(f"clean accuracy: {_pct(results['clean_accuracy'])} on {results['n']} images")
     # Numbers never get cut; a long attack name (pgd[loss="margin",steps=40]) folds instead.
     # Short headers, so that all of it fits 80 columns (Linf, L2: mean perturbation norms).
+    # With a query-based attack in the run, its queries matter more than the throughput.
+    queried = any("max_queries" in (row.get("config") or {}) for row in results["results"])
+    last = "queries" if queried else "img/s"
     numbers = {"norm": 4, "eps": 4, "robust": 6, "success": 6, "Linf": 5, "L2": 5,
-               "conf.": 6, "img/s": 5}  # fmt: skip
+               "conf.": 6, last: 5}  # fmt: skip
     table = Table(
         Column("attack", overflow="fold", min_width=10),
         *(Column(name, min_width=width) for name, width in numbers.items()),
         title="robustness",
         caption="robust: robust accuracy; success: attack success rate on the images the "
         "model gets right; Linf, L2: mean perturbation; conf.: mean confidence of the "
-        "adversarial prediction",
+        "adversarial prediction" + ("; queries: mean per attacked image" if queried else ""),
     )
     from rich.markup import escape
 
@@ -530,7 +537,7 @@ def _print_results(results: dict[str, Any]) -> None:
             _num(row.get("mean_linf")),
             _num(row.get("mean_l2")),
             _pct(row.get("mean_confidence")),
-            _num(row.get("images_per_second"), 0),
+            _num(row.get("mean_queries" if queried else "images_per_second"), 0),
         )
     for eps, accuracy in results["worst_case"].items():
         table.add_row(
