@@ -13,7 +13,7 @@ from advlab.attacks import FGSM
 from advlab.cli.main import main
 from advlab.data import load_dataset
 from advlab.defenses import accuracy, apply_defense, evaluate_adaptive
-from advlab.evaluation import AttackSpec
+from advlab.evaluation import AttackSpec, ResultStore
 from advlab.evaluation.defend import (
     DefenseComparison,
     compare_defenses,
@@ -202,3 +202,8 @@ def test_cli_evaluate_with_a_defense_adds_adaptive_attacks(tmp_path, monkeypatch
     html = (out / "report.html").read_text()
     assert 'id="defenses"' in html and "Gradient-masking checks" in html
     assert "collapses" in stdout
+    # The comparison is stored as a run of its own (so an interrupted one resumes).
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        runs = {run["run_id"]: run for run in store.list_runs()}
+    comparison = runs[results["defense_comparison"]["run_id"]]
+    assert comparison["status"] == "finished" and len(runs) == 2

@@ -90,7 +90,7 @@ def run_evaluation(config: EvaluateConfig, *, progress: bool = True) -> Evaluati
         comparison = compare_defenses(
             base, data, [defense_candidate(base, config.defense)], specs, config.epsilons,
             seed=config.seed, batch_size=config.batch_size, progress=progress,
-            run_config=config.model_dump(),
+            run_config=config.model_dump(), store=store,  # stored as it goes: resumable
         )  # fmt: skip
         results["defense_comparison"] = comparison.to_dict()
         results_path.write_text(json.dumps(results, indent=2, default=str))
