@@ -389,8 +389,9 @@ def test_results_table_shows_queries_for_query_based_attacks(capsys) -> None:
     results = {"clean_accuracy": 1.0, "n": 10, "results": [row], "worst_case": {"0.3": 0.1}}
     _print_results(results)
     out = capsys.readouterr().out
-    assert "queries" in out and "123" in out and "img/s" not in out
+    assert "query" in out and "123" in out and "img/s" not in out
+    assert any(line.rstrip().endswith("┓") for line in out.splitlines())  # not cut at 80
     white_box = {**row, "attack": "pgd", "key": "pgd-linf", "config": {"attack": "pgd"}}
     _print_results({**results, "results": [white_box]})
     out = capsys.readouterr().out
-    assert "img/s" in out and "queries" not in out
+    assert "img/s" in out and "query" not in out
