@@ -245,6 +245,8 @@ def test_robust_validation_runs_at_val_eps(tmp_path: Path, data_dir: Path) -> No
         patch.setattr(trainer_module, "PGD", RecordingPGD)
         train(config, progress=False)
     assert seen == [0.05]
+    best = json.loads((tmp_path / "v" / "best.json").read_text())
+    assert best["metrics"]["val_robust_attack"].startswith("pgd eps=0.05 steps=2")
     assert "at eps 0.05 (linf)" in (tmp_path / "v" / "report.html").read_text()
     with pytest.raises(AdvlabError, match="pixel units"):
         load_config({"adversarial": {"method": "pgd", "eps": 0.1, "val_eps": 8}})

@@ -364,7 +364,7 @@ class _Run:
         if "val_robust_accuracy" in record and config.adversarial is not None:
             metrics["val_robust_accuracy"] = record["val_robust_accuracy"]
             metrics["val_robust_attack"] = (
-                f"pgd eps={config.adversarial.eps} steps={config.adversarial.val_steps} "
+                f"pgd eps={config.adversarial.validation_eps} steps={config.adversarial.val_steps} "
                 f"on {config.adversarial.val_n} held-out images"
             )
         if config.val_split == "test" and config.n_val is None:
