@@ -9,7 +9,6 @@ that says whether it did.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from advlab.reports.figures import figure_to_png_bytes, series_label
+from advlab.reports.figures import series_label
 from advlab.reports.tables import (
     attack_name,
     format_count,
@@ -122,7 +121,7 @@ def budget_figure(groups: Sequence[Sequence[Mapping[str, Any]]]) -> Figure:
 
 def blackbox_section(results: Mapping[str, Any]) -> str:
     """``<section id="blackbox">``, or "" when no query-based attack was run."""
-    from advlab.reports.html import esc  # html imports this module
+    from advlab.reports.html import _img, esc  # html imports this module
 
     entries = blackbox_entries(results)
     if not entries:
@@ -170,9 +169,3 @@ def _budget(entry: Mapping[str, Any]) -> int | None:
     value = (entry.get("config") or {}).get("max_queries")
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
-
-def _img(figure: Figure, alt: str) -> str:
-    from advlab.reports.html import esc
-
-    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
