@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from advlab.cli.main import main
+from helpers import run_cli
 
 REQUIRED_KEYS = {"model", "dataset", "n", "seed", "clean_accuracy", "results", "worst_case"}
 ROW_KEYS = {
@@ -28,16 +27,6 @@ ROW_KEYS = {
     "seconds",
     "images_per_second",
 }
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_cli
 from torch import nn
 
 from advlab.attacks import FGSM
-from advlab.cli.main import main
 from advlab.data import load_dataset
 from advlab.defenses import accuracy, apply_defense, evaluate_adaptive
 from advlab.evaluation import AttackSpec, ResultStore
@@ -137,20 +137,10 @@ def test_saturated_logits_look_robust_until_attacked_on_the_logits(model, data):
     assert cell.gap_flagged and cell.asr_reduction == pytest.approx(0.0, abs=0.1)
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_cli_defend_writes_json_report_and_store(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.setenv("ADVLAB_HOME", str(tmp_path / "home"))
     out, store = tmp_path / "defend", tmp_path / "store.sqlite"
-    code, stdout, err = _run(
+    code, stdout, err = run_cli(
         ["defend", "--defense", "bits:bits=4", "--attack", "fgsm", "--eps", "0.3", "--n", "24",
          "--no-checks", "--device", "cpu", "--out", str(out), "--store", str(store)],
         capsys,
@@ -165,7 +155,7 @@ def test_cli_defend_writes_json_report_and_store(tmp_path: Path, monkeypatch, ca
     assert "Defense comparison" in html and "bits(bits=4) looks robust" in html
     assert f"{100 * cell['robust_accuracy']:.1f}%" in html
     assert "bits(bits=4)" in stdout and "results:" in stdout
-    code, stdout, _ = _run(["runs", "--store", str(store)], capsys)
+    code, stdout, _ = run_cli(["runs", "--store", str(store)], capsys)
     assert code == 0 and results["run_id"][:12] in stdout
 
 
@@ -176,7 +166,7 @@ def test_cli_defend_writes_json_report_and_store(tmp_path: Path, monkeypatch, ca
 )  # fmt: skip
 def test_cli_bad_defense_is_one_line(tmp_path, monkeypatch, capsys, args):
     monkeypatch.setenv("ADVLAB_HOME", str(tmp_path / "home"))
-    code, _, err = _run([*args, "--out", str(tmp_path / "x")], capsys)
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "x")], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
 
@@ -184,7 +174,7 @@ def test_cli_bad_defense_is_one_line(tmp_path, monkeypatch, capsys, args):
 def test_cli_evaluate_with_a_defense_adds_adaptive_attacks(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ADVLAB_HOME", str(tmp_path / "home"))
     out = tmp_path / "eval"
-    code, stdout, err = _run(
+    code, stdout, err = run_cli(
         ["evaluate", "--defense", "bits:bits=4", "--attack", "fgsm", "--eps", "0.3", "--n", "8",
          "--device", "cpu", "--out", str(out), "--store", str(tmp_path / "s.sqlite"),
          "--examples", "2"],

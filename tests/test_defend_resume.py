@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import run_cli
 
-from advlab.cli.main import main
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.evaluation import AttackSpec
@@ -198,16 +198,6 @@ def test_a_store_from_before_the_parts_table_gets_it(tmp_path):
         assert store.done_units("r1") == {("row/0/a", 0.0, 0)} and store.unit_seconds("r1") == 1.5
 
 
-def _run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_cli_resumes_by_running_the_same_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ADVLAB_HOME", str(tmp_path / "home"))
     args = ["defend", "--defense", "bits:bits=1", "--attack", "fgsm", "--eps", "0.3", "--n", "8",
@@ -215,10 +205,10 @@ def test_cli_resumes_by_running_the_same_command(tmp_path, monkeypatch, capsys):
             str(tmp_path / "store.sqlite"), "--quiet"]  # fmt: skip
     with monkeypatch.context() as patch:
         _Counted(patch, defend_module._Work, "row", interrupt_at=2)
-        code, stdout, _ = _run(args, capsys)
+        code, stdout, _ = run_cli(args, capsys)
     assert code != 0 and "results:" not in stdout
     rows = _Counted(monkeypatch, defend_module._Work, "row")
-    code, stdout, err = _run(args, capsys)
+    code, stdout, err = run_cli(args, capsys)
     assert code == 0, err
     assert len(rows.calls) == 1
     assert "resumed run" in stdout and "1 of 2 rows" in stdout and "results:" in stdout

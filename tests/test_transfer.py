@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_cli
 from PIL import Image
 
 from advlab.attacks import FGSM, MIM, Attack
 from advlab.cli import main as cli_main
-from advlab.cli.main import main
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.evaluation import AttackSpec
@@ -217,16 +217,6 @@ def test_resnet_weights_load_from_the_data_dir(data_dir):
 
 
 # -- command line -------------------------------------------------------------------------
-
-
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
