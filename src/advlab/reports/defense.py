@@ -8,8 +8,6 @@ results only and escapes every string in them.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,12 +16,11 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-import advlab
 from advlab.errors import check
-from advlab.reports.figures import DPI, figure_to_png_bytes
-from advlab.reports.html import esc
+from advlab.reports.figures import DPI
+from advlab.reports.html import _img
 from advlab.reports.tables import format_eps, format_percent
-from advlab.reports.template import page
+from advlab.reports.template import esc, meta_table, report_path, write_page
 
 _FONT = 8
 _FLAG = ' style="background:#fbeeed;font-weight:600"'
@@ -115,9 +112,7 @@ def write_defense_report(
     results: Mapping[str, Any], path: str | Path, *, title: str | None = None
 ) -> Path:
     """A self-contained HTML page of ``results`` (defend.json content) at ``path``."""
-    check(isinstance(results, Mapping), "results must be a dict such as defend.json holds")
-    path = Path(path).expanduser()
-    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/report.html")
+    path = report_path(results, path, "defend.json")
     title = title or (
         f"advlab defense comparison: {results.get('model', '?')} on {results.get('dataset', '?')}"
     )
@@ -132,19 +127,13 @@ def write_defense_report(
         ("Total time", f"{float(results.get('seconds') or 0.0):.1f} s"),
         ("advlab version", results.get("advlab_version", "n/a")),
     ]
-    meta = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in fields)
     dumped = json.dumps(results.get("config") or {}, indent=2, default=str)
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "\n".join([
-        f"<h1>{esc(title)}</h1>",
-        f'<section id="run"><h2>Run</h2><table class="meta">{meta}</table></section>',
+    write_page(path, title, [
+        f'<section id="run"><h2>Run</h2>{meta_table(fields)}</section>',
         defense_section(results),
         '<section id="settings"><h2>Settings</h2><details><summary>Configuration as JSON'
         f"</summary><pre>{esc(dumped)}</pre></details></section>",
-        f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(now)}.</footer>",
     ])  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(esc(title), body), encoding="utf-8")
     return path
 
 
@@ -263,11 +252,6 @@ def _checks_table(results: Mapping[str, Any]) -> str:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _img(figure: Figure, alt: str) -> str:
-    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
 
 
 def _norm(results: Mapping[str, Any]) -> str:

@@ -8,8 +8,6 @@ writes it as a page of its own.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
@@ -18,12 +16,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-import advlab
-from advlab.errors import check
-from advlab.reports.figures import figure_to_png_bytes
-from advlab.reports.html import esc
+from advlab.reports.html import _img
 from advlab.reports.tables import attack_name, format_count, format_eps, format_percent
-from advlab.reports.template import page
+from advlab.reports.template import esc, meta_table, report_path, write_page
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +138,7 @@ def detection_section(results: Mapping[str, Any]) -> str:
         + "</tr>"
         for e in results.get("results") or []
     )
-    image = base64.b64encode(figure_to_png_bytes(roc_figure(results))).decode("ascii")
+    image = _img(roc_figure(results), "ROC curves")
     threshold = detector.get("threshold")
     note = (
         f"Threshold {_number(threshold, '.4g')}, set on {_fit_text(results)} for the target "
@@ -157,7 +152,7 @@ def detection_section(results: Mapping[str, Any]) -> str:
         f'<section id="detection"><h2>Detection</h2><div class="cards">{card_html}</div>'
         f'<div class="scroll"><table><tr>{summary_head}</tr>{summary_body}</table></div>'
         f'<h3>Every run</h3><div class="scroll"><table><tr>{entry_head}</tr>{entry_body}'
-        f'</table></div><figure><img src="data:image/png;base64,{image}" alt="ROC curves">'
+        f"</table></div><figure>{image}"
         f"<figcaption>ROC of telling clean images from fooled adversarial examples."
         f'</figcaption></figure><p class="muted">{esc(note)}</p></section>'
     )
@@ -167,9 +162,7 @@ def write_detection_report(
     results: Mapping[str, Any], path: str | Path, *, title: str | None = None
 ) -> Path:
     """Write a self-contained HTML page of ``results`` (detection.json content) to ``path``."""
-    check(isinstance(results, Mapping), "results must be a dict such as detection.json holds")
-    path = Path(path).expanduser()
-    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/report.html")
+    path = report_path(results, path, "detection.json")
     title = title or (
         f"advlab detection report: {results.get('model', '?')} on {results.get('dataset', '?')}"
     )
@@ -183,23 +176,19 @@ def write_detection_report(
         ("advlab version", results.get("advlab_version", "n/a")),
         ("Weights SHA-256", results.get("weights_sha256") or "n/a"),
     ]
-    meta = "".join(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>" for key, value in fields)
     config = {"config": results.get("config"), "detector": results.get("detector"),
               "fit": results.get("fit")}  # fmt: skip
-    body = "\n".join(
+    text = write_page(
+        path,
+        title,
         [
-            f"<h1>{esc(title)}</h1>",
-            f'<section id="run"><h2>Run</h2><table class="meta">{meta}</table></section>',
+            f'<section id="run"><h2>Run</h2>{meta_table(fields)}</section>',
             detection_section(results),
             '<section id="settings"><h2>Settings</h2><details><summary>Configuration as JSON'
             f"</summary><pre>{esc(json.dumps(config, indent=2, default=str))}</pre></details>"
             "</section>",
-            f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(_now())}.</footer>",
-        ]
+        ],
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = page(esc(title), body)
-    path.write_text(text, encoding="utf-8")
     logger.info("wrote the detection report %s (%d kB)", path, len(text) // 1024)
     return path
 
@@ -213,7 +202,3 @@ def _fit_text(results: Mapping[str, Any]) -> str:
 
 def _number(value: Any, spec: str) -> str:
     return format(value, spec) if isinstance(value, (int, float)) and value == value else "n/a"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

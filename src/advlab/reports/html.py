@@ -9,8 +9,6 @@ results.json can come from anyone.
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import html
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -19,8 +17,6 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-import advlab
-from advlab.errors import check
 from advlab.reports.blackbox import blackbox_entries, blackbox_section
 from advlab.reports.example import Example
 from advlab.reports.figures import (
@@ -41,7 +37,7 @@ from advlab.reports.tables import (
     table_rows,
     worst_case_points,
 )
-from advlab.reports.template import page
+from advlab.reports.template import esc, meta_table, now, report_path, write_page
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +49,6 @@ SECTIONS = (
     ("examples", "Examples"),
     ("per-class", "Per class"),
 )
-
-
-def esc(value: Any) -> str:
-    """``value`` as text, safe inside HTML element content and attribute values."""
-    return html.escape(str(value), quote=True)
 
 
 def write_html_report(
@@ -73,13 +64,12 @@ def write_html_report(
     :class:`Example` (or a mapping with its fields); it may be empty. Per-class accuracies
     may be lists in class order or dicts keyed by class name. Returns the path written.
     """
-    check(isinstance(results, Mapping), "results must be a dict such as results.json holds")
-    path = Path(path).expanduser()
-    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/report.html")
+    path = report_path(results, path, "results.json")
     title = title or f"advlab report: {results.get('model', '?')} on {results.get('dataset', '?')}"
-    body = "\n".join(
+    text = write_page(
+        path,
+        title,
         [
-            f"<h1>{esc(title)}</h1>",
             _nav(results),
             _run_section(results),
             _settings_section(results),
@@ -89,12 +79,8 @@ def write_html_report(
             _curve_section(results),
             _examples_section(examples or {}, results.get("class_names") or []),
             _per_class_section(results),
-            f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(_now())}.</footer>",
-        ]
+        ],
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = page(esc(title), body)
-    path.write_text(text, encoding="utf-8")
     logger.info("wrote the HTML report %s (%d kB)", path, len(text) // 1024)
     return path
 
@@ -119,13 +105,13 @@ def _run_section(results: Mapping[str, Any]) -> str:
         ("Images (n)", results.get("n", "n/a")),
         ("Seed", results.get("seed", "n/a")),
         ("Device", results.get("device", "n/a")),
-        ("Date", results.get("date") or _now()),
+        ("Date", results.get("date") or now()),
         ("advlab version", results.get("advlab_version", "n/a")),
         ("Run id", results.get("run_id", "n/a")),
         ("Weights SHA-256", results.get("weights_sha256") or "n/a"),
         ("Total time", _seconds(results.get("seconds"))),
     ]
-    return f'<section id="run"><h2>Run</h2>{_cards(results)}{_meta_table(fields)}</section>'
+    return f'<section id="run"><h2>Run</h2>{_cards(results)}{meta_table(fields)}</section>'
 
 
 def _cards(results: Mapping[str, Any]) -> str:
@@ -149,7 +135,7 @@ def _settings_section(results: Mapping[str, Any]) -> str:
     config = results.get("config") or {}
     parts = ['<section id="settings"><h2>Settings</h2>']
     if isinstance(config, Mapping) and config:
-        parts.append(_meta_table(_flatten(config)))
+        parts.append(meta_table(_flatten(config)))
     else:
         parts.append('<p class="muted">No run configuration was recorded.</p>')
     attack_rows = [
@@ -276,11 +262,6 @@ def _img(figure: Figure, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
 
 
-def _meta_table(fields: Iterable[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>" for key, value in fields)
-    return f'<table class="meta">{rows}</table>'
-
-
 def _align(key: str) -> str:
     return ' class="text"' if key in ("attack", "norm", "targeted") else ""
 
@@ -327,7 +308,3 @@ def _eps(results: Mapping[str, Any], eps: float) -> str:
 def _seconds(value: Any) -> str:
     text = format_number(value, ".1f")
     return text if text == "n/a" else f"{text} s"
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,10 +1,21 @@
-"""The page skeleton and inline stylesheet of the HTML report.
+"""The page skeleton and inline stylesheet of the HTML reports, and how a page is written.
 
 Everything lives in the one file: no external stylesheet, script, font or image, so
-the report opens offline, attaches to an e-mail and archives with the results.
+the report opens offline, attaches to an e-mail and archives with the results. Every
+report (evaluation, defenses, detection, transfer) checks its arguments, titles and
+signs its page the same way, so that is done here once.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import advlab
+from advlab.errors import check
 
 STYLE = """
 :root { --ink: #1d2430; --muted: #5c6675; --line: #d9dee6; --band: #f4f6f9;
@@ -55,3 +66,39 @@ def page(title: str, body: str) -> str:
         f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n"
         f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
     )
+
+
+def esc(value: Any) -> str:
+    """``value`` as text, safe inside HTML element content and attribute values."""
+    return html.escape(str(value), quote=True)
+
+
+def meta_table(fields: Iterable[tuple[str, Any]]) -> str:
+    """A two-column ``<table class="meta">`` of ``(name, value)`` pairs, escaped."""
+    rows = "".join(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>" for key, value in fields)
+    return f'<table class="meta">{rows}</table>'
+
+
+def now() -> str:
+    """The current time as reports print it (UTC, to the minute)."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def report_path(results: Any, path: str | Path, holds: str, name: str = "report.html") -> Path:
+    """``path`` as a file path, once ``results`` is a mapping (the content of the file
+    ``holds`` names) and ``path`` is not a folder (``name``: the file name to suggest)."""
+    check(isinstance(results, Mapping), f"results must be a dict such as {holds} holds")
+    path = Path(path).expanduser()
+    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/{name}")
+    return path
+
+
+def write_page(path: Path, title: str, sections: Sequence[str]) -> str:
+    """Write the page ``title`` (a heading), ``sections`` (HTML) and the advlab footer to
+    ``path``, creating its folder; returns the page's text."""
+    footer = f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(now())}.</footer>"
+    body = "\n".join([f"<h1>{esc(title)}</h1>", *sections, footer])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = page(esc(title), body)
+    path.write_text(text, encoding="utf-8")
+    return text

@@ -8,23 +8,20 @@ them.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-import advlab
 from advlab.errors import check
-from advlab.reports.figures import DPI, figure_to_png_bytes, save_figure
-from advlab.reports.html import esc
+from advlab.reports.figures import DPI, save_figure
+from advlab.reports.html import _img
 from advlab.reports.tables import format_eps, format_percent
-from advlab.reports.template import page
+from advlab.reports.template import esc, meta_table, report_path, write_page
 
 _FONT = 8
 
@@ -128,9 +125,7 @@ def write_transfer_report(
     results: Mapping[str, Any], path: str | Path, *, title: str | None = None
 ) -> Path:
     """A self-contained HTML page of ``results`` (transfer.json content) at ``path``."""
-    check(isinstance(results, Mapping), "results must be a dict such as transfer.json holds")
-    path = Path(path).expanduser()
-    check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/transfer.html")
+    path = report_path(results, path, "transfer.json", "transfer.html")
     title = title or f"advlab transfer report on {results.get('dataset', '?')}"
     fields = [
         ("Data set", f"{results.get('dataset', 'n/a')} ({results.get('split', 'n/a')})"),
@@ -148,18 +143,14 @@ def write_transfer_report(
         for a in results.get("attacks") or []
     )
     dumped = json.dumps(results.get("config") or {}, indent=2, default=str)
-    body = "\n".join([
-        f"<h1>{esc(title)}</h1>",
-        '<section id="run"><h2>Run</h2>' + _meta_table(fields) + "</section>",
+    write_page(path, title, [
+        '<section id="run"><h2>Run</h2>' + meta_table(fields) + "</section>",
         transfer_section(results),
         '<section id="settings"><h2>Settings</h2><div class="scroll"><table>'
         '<tr><th class="text">Attack</th><th class="text">Configuration per eps</th></tr>'
         f"{attack_rows}</table></div><details><summary>Run configuration as JSON</summary>"
         f"<pre>{esc(dumped)}</pre></details></section>",
-        f"<footer>Written by advlab {esc(advlab.__version__)} on {esc(_now())}.</footer>",
     ])  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page(esc(title), body), encoding="utf-8")
     return path
 
 
@@ -232,17 +223,3 @@ def _short(name: str, width: int = 22) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_") or "run"
-
-
-def _img(figure: Figure, alt: str) -> str:
-    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
-
-
-def _meta_table(fields: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>" for key, value in fields)
-    return f'<table class="meta">{rows}</table>'
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
