@@ -344,6 +344,21 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path, data_dir: Path) -> 
         train({**config, "lr": 0.01}, progress=False)
 
 
+def test_init_from_starts_where_the_given_model_ended(tmp_path: Path, data_dir: Path) -> None:
+    first = train(tiny(tmp_path / "first", data_dir, epochs=1), progress=False)
+    # lr 0: the optimizer never moves the weights, so they must be the starting ones.
+    config = tiny(tmp_path / "tuned", data_dir, epochs=1, lr=1e-12, init_from=str(first.best_path))
+    tuned = train(config, progress=False)
+    start, end = load_file(str(first.best_path)), load_file(str(tuned.last_path))
+    weights = [key for key in start if "running" not in key and "num_batches" not in key]
+    assert all(torch.allclose(start[key], end[key], atol=1e-6) for key in weights)
+    assert tuned.history[0]["val_accuracy"] > 0.6  # a random start would be near 0.1
+    assert json.loads((tmp_path / "tuned" / "last.json").read_text())["training"]["init_from"]
+    with pytest.raises(AdvlabError, match="do not fit"):
+        train(tiny(tmp_path / "bad", data_dir, arch_kwargs={"width": 4, "hidden": 32},
+                   init_from=str(first.best_path)), progress=False)  # fmt: skip
+
+
 def test_exclude_drops_exactly_the_demo_images(data_dir: Path) -> None:
     config = load_config({"dataset": "mnist", "exclude": "mnist-demo", "data_dir": str(data_dir)})
     data = prepare_data(config)

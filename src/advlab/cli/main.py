@@ -287,6 +287,11 @@ def train(
     temperature: Annotated[
         float, typer.Option(help="Softmax temperature of the training loss (distillation).")
     ] = 1.0,
+    init_from: Annotated[
+        str | None,
+        typer.Option(help="Start from these weights (model name or checkpoint of the same "
+                     "architecture): fine-tuning, e.g. adversarial fine-tuning."),
+    ] = None,
     num_threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch (default: torch's choice).")
     ] = None,
@@ -349,6 +354,8 @@ def train(
     values.update(temperature=temperature, patience=patience, num_threads=num_threads)
     if distill_from is not None:
         values["distill_from"] = distill_from
+    if init_from is not None:
+        values["init_from"] = init_from
     config = validated(TrainConfig, values)
     if distill:
         if distill_from is not None:

@@ -100,6 +100,10 @@ class TrainConfig(BaseModel):
     temperature: float = Field(default=1.0, gt=0)
     # Defensive distillation: train on this teacher's soft labels at ``temperature``.
     distill_from: str | None = None
+    # Start from these weights instead of a random initialization (fine-tuning, e.g.
+    # adversarial fine-tuning of a standard model): a model spec as for load_model, a zoo
+    # name or a checkpoint file, of the same architecture and arch_kwargs.
+    init_from: str | None = None
     # Stop when the selection metric has not improved for this many epochs.
     patience: int | None = Field(default=None, ge=1)
     # bfloat16 autocast on CUDA (ignored on CPU).

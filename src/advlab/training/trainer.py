@@ -154,6 +154,8 @@ class _Run:
         self._check_fits(model, data.train.name, data.train.image_shape, data.train.num_classes)
         model.class_names = list(data.train.class_names)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if state is None and config.init_from is not None:
+            self._initialize_from(model, config.init_from)
         optimizer = self._optimizer(model)
         generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
         history: list[EpochRecord] = []
@@ -411,6 +413,29 @@ class _Run:
                 f"model '{self.config.model}' has {model.num_classes} outputs but '{dataset}' "
                 f"has {classes} classes: pick a matching pair, or set arch_kwargs num_classes"
             )
+
+    def _initialize_from(self, model: ImageClassifier, spec: str) -> None:
+        """Copy ``spec``'s weights into ``model``: both must be the same network."""
+        source = load_model(spec, device=self.device)
+        ours, theirs = model.net.state_dict(), source.net.state_dict()
+        mismatch = sorted(set(ours) ^ set(theirs)) or sorted(
+            key for key in ours if ours[key].shape != theirs[key].shape
+        )
+        if mismatch:
+            raise AdvlabError(
+                f"cannot start from '{spec}': its weights do not fit '{self.config.model}' "
+                f"with arch_kwargs {self.config.arch_kwargs} (first difference: "
+                f"'{mismatch[0]}'); use the same architecture and arch_kwargs"
+            )
+        if tuple(source.mean) != tuple(model.mean) or tuple(source.std) != tuple(model.std):
+            # The weights were learnt on inputs normalized another way.
+            raise AdvlabError(
+                f"cannot start from '{spec}': it normalizes with mean {tuple(source.mean)}, "
+                f"std {tuple(source.std)}, '{self.config.model}' with {tuple(model.mean)}, "
+                f"{tuple(model.std)}; start from a model of the same registry entry"
+            )
+        model.net.load_state_dict(theirs)
+        log.info("starting from the weights of %s", spec)
 
     def _check_same_run(self, state: dict[str, Any]) -> None:
         saved, current = state["config"], self.config.identity()
