@@ -28,7 +28,7 @@ from torch import nn
 from advlab.attacks.base import Attack
 from advlab.attacks.pgd import PGD
 from advlab.attacks.threat import Norm, direction, project, random_start
-from advlab.defenses.detection import _margin, auc, roc_curve
+from advlab.defenses.detector_base import DetectorAwareAttack, ThresholdDetector, goal_margin
 from advlab.errors import AdvlabError, check
 from advlab.models.checkpoint import load_weights_into, read_sidecar, save_checkpoint
 from advlab.models.classifier import ImageClassifier
@@ -102,7 +102,7 @@ class DetectorHead(nn.Module):
         return self.layers((features - self.mean) / self.std).squeeze(1)
 
 
-class BinaryDetector:
+class BinaryDetector(ThresholdDetector):
     """Flags inputs whose penultimate-layer features look adversarial to a trained classifier.
 
     ``score(x)`` is the detector's logit (higher: more likely adversarial). :meth:`fit`
@@ -125,25 +125,20 @@ class BinaryDetector:
         batch_size: int = 256,
         seed: int = 0,
     ) -> None:
-        check(0 < fpr < 1, f"the detector's false positive rate must be in (0, 1), got {fpr}")
-        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        super().__init__(model, fpr, batch_size)
         check(hidden >= 0, f"hidden must be >= 0 (0: logistic regression), got {hidden}")
         check(epochs >= 1 and lr > 0, "epochs must be >= 1 and lr > 0")
         if attacks is None:
             attacks = default_training_attacks(model)
         self.attacks = [attacks] if isinstance(attacks, Attack) else list(attacks)
         check(len(self.attacks) > 0, "give at least one attack to train the detector on")
-        self.model = model
-        self.fpr = float(fpr)
         self.layer, self._module = feature_layer(model, layer)
         self.hidden = int(hidden)
         self.epochs = int(epochs)
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
-        self.batch_size = batch_size
         self.seed = int(seed)
         self.head: DetectorHead | None = None
-        self.threshold: float | None = None
         self.trained_on: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -232,24 +227,8 @@ class BinaryDetector:
             "train_images": int(train.numel()),
             "calibration_images": int(held.numel()),
         }
-        scores = self.score(clean_images[held])
-        self.threshold = float(torch.quantile(scores.double(), 1 - self.fpr))
+        self._set_threshold(self.score(clean_images[held]))
         return self
-
-    def detect(self, images: torch.Tensor) -> torch.Tensor:
-        """True where an image is flagged as adversarial (score above the threshold)."""
-        check(
-            self.threshold is not None,
-            "the detector has no threshold yet: call fit(clean_images) first",
-        )
-        return self.score(images) > self.threshold
-
-    def roc(
-        self, clean: torch.Tensor, adversarial: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """``(fpr, tpr, auc)`` of telling ``adversarial`` from ``clean`` by the score."""
-        fpr, tpr, _ = roc_curve(self.score(clean), self.score(adversarial))
-        return fpr, tpr, auc(fpr, tpr)
 
     # -- saving -----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -358,7 +337,7 @@ class BinaryDetector:
         return head.eval().to(self.model.device)
 
 
-class DetectorAwarePGD(Attack):
+class DetectorAwarePGD(DetectorAwareAttack):
     """L-inf/L2 PGD against model *and* :class:`BinaryDetector` together.
 
     Each step ascends, per image::
@@ -378,6 +357,7 @@ class DetectorAwarePGD(Attack):
     """
 
     name = "detector-aware-pgd"
+    detector: BinaryDetector
 
     def __init__(
         self,
@@ -394,32 +374,18 @@ class DetectorAwarePGD(Attack):
         target: str | None = None,
         seed: int | None = None,
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
-        check(
-            detector.threshold is not None,
-            "fit the detector before attacking it: detector.fit(clean_images)",
-        )
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
+        super().__init__(detector, eps, alpha, steps, norm, penalty=penalty, kappa=kappa,
+                         random_start=random_start, target=target, seed=seed)  # fmt: skip
         check(penalty >= 0 and kappa > 0 and slack >= 0, "need penalty >= 0, kappa > 0, slack >= 0")
-        self.detector = detector
-        self.alpha = alpha
-        self.steps = int(steps)
-        self.penalty = float(penalty)
-        self.kappa = float(kappa)
         self.slack = float(slack)
-        self.random_start = random_start
 
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.eps is not None and self.detector.threshold is not None
-        check(
-            model is self.detector.model,
-            "DetectorAwarePGD must attack the detector's own model: pass detector.model",
-        )
+        self._check_own_model(model)
         threshold = self.detector.threshold
-        alpha = self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+        alpha = self._step_size()
         x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
         best = x.clone()
         found = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
@@ -430,7 +396,7 @@ class DetectorAwarePGD(Attack):
             for step in range(self.steps + 1):
                 x = x.detach().requires_grad_(step < self.steps)
                 logits, score = self.detector.logits(x)
-                margin = _margin(logits, goal, targeted)
+                margin = goal_margin(logits, goal, targeted)
                 with torch.no_grad():
                     fooled = margin > 0
                     evades = fooled & (score <= threshold)

@@ -20,9 +20,13 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from advlab.attacks.base import Attack
 from advlab.attacks.threat import Norm, direction, project, random_start
 from advlab.defenses.adaptive import straight_through
+from advlab.defenses.detector_base import DetectorAwareAttack, ThresholdDetector, goal_margin
+
+# Re-exported: they were defined here, and advlab.defenses.detection.roc_curve is public.
+from advlab.defenses.detector_base import auc as auc
+from advlab.defenses.detector_base import roc_curve as roc_curve
 from advlab.defenses.preprocess import BitDepthReduction, MedianSmoothing, describe
 from advlab.errors import check
 from advlab.models.classifier import ImageClassifier
@@ -38,7 +42,7 @@ def default_squeezers(model: ImageClassifier) -> list[nn.Module]:
     return [BitDepthReduction(bits), MedianSmoothing(3)]
 
 
-class FeatureSqueezingDetector:
+class FeatureSqueezingDetector(ThresholdDetector):
     """Flags inputs whose prediction moves when the input is squeezed.
 
     ``score(x) = max_i || softmax(model(x)) - softmax(model(squeezer_i(x))) ||_1``, in [0, 2].
@@ -54,14 +58,9 @@ class FeatureSqueezingDetector:
         *,
         batch_size: int = 256,
     ) -> None:
-        check(0 < fpr < 1, f"the detector's false positive rate must be in (0, 1), got {fpr}")
-        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
-        self.model = model
+        super().__init__(model, fpr, batch_size)
         self.squeezers = list(squeezers) if squeezers is not None else default_squeezers(model)
         check(len(self.squeezers) > 0, "feature squeezing needs at least one squeezer")
-        self.fpr = float(fpr)
-        self.batch_size = batch_size
-        self.threshold: float | None = None
 
     def __repr__(self) -> str:
         squeezers = ", ".join(describe(s) for s in self.squeezers)
@@ -93,62 +92,12 @@ class FeatureSqueezingDetector:
                 parts.append(self.distances(batch).amax(dim=1).cpu())
         return torch.cat(parts) if parts else torch.zeros(0)
 
-    # -- threshold and decisions ----------------------------------------------------
+    # -- threshold (detect and roc: see ThresholdDetector) --------------------------
     def fit(self, clean_images: torch.Tensor) -> FeatureSqueezingDetector:
         """Set the threshold from clean images (use images the detector is not tested on)."""
         check(clean_images.shape[0] >= 2, "fit the detector on at least 2 clean images")
-        scores = self.score(clean_images)
-        self.threshold = float(torch.quantile(scores.double(), 1 - self.fpr))
+        self._set_threshold(self.score(clean_images))
         return self
-
-    def detect(self, images: torch.Tensor) -> torch.Tensor:
-        """True where an image is flagged as adversarial (score above the threshold)."""
-        check(
-            self.threshold is not None,
-            "the detector has no threshold yet: call fit(clean_images) first",
-        )
-        return self.score(images) > self.threshold
-
-    def roc(
-        self, clean: torch.Tensor, adversarial: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """``(fpr, tpr, auc)`` of telling ``adversarial`` from ``clean`` by the score."""
-        fpr, tpr, _ = roc_curve(self.score(clean), self.score(adversarial))
-        return fpr, tpr, auc(fpr, tpr)
-
-
-def roc_curve(
-    negatives: torch.Tensor, positives: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """ROC of the rule "positive if score >= t" over every distinct score ``t``.
-
-    Returns ``(fpr, tpr, thresholds)``, starting at (0, 0) with threshold +inf and
-    ending at (1, 1). Tied scores form one point, as in scikit-learn.
-    """
-    check(
-        negatives.numel() > 0 and positives.numel() > 0,
-        "a ROC curve needs at least one clean and one adversarial score",
-    )
-    scores = torch.cat([negatives.flatten(), positives.flatten()]).double().cpu()
-    truth = torch.cat([torch.zeros(negatives.numel()), torch.ones(positives.numel())]).double()
-    order = torch.argsort(scores, descending=True, stable=True)
-    scores, truth = scores[order], truth[order]
-    # The last position of each run of equal scores: where a threshold can sit.
-    ends = torch.cat(
-        [(scores[1:] != scores[:-1]).nonzero().squeeze(1), torch.tensor([scores.numel() - 1])]
-    )
-    tp = torch.cumsum(truth, 0)[ends]
-    fp = torch.cumsum(1 - truth, 0)[ends]
-    zero = torch.zeros(1, dtype=torch.float64)
-    tpr = torch.cat([zero, tp / positives.numel()])
-    fpr = torch.cat([zero, fp / negatives.numel()])
-    thresholds = torch.cat([torch.tensor([float("inf")], dtype=torch.float64), scores[ends]])
-    return fpr, tpr, thresholds
-
-
-def auc(fpr: torch.Tensor, tpr: torch.Tensor) -> float:
-    """Area under a ROC curve by the trapezoidal rule."""
-    return float(torch.trapezoid(tpr, fpr))
 
 
 def plot_roc(
@@ -176,7 +125,7 @@ def plot_roc(
     return figure
 
 
-class SqueezeAwarePGD(Attack):
+class SqueezeAwarePGD(DetectorAwareAttack):
     """L-inf/L2 PGD against model *and* feature-squeezing detector together.
 
     Each step ascends, per image::
@@ -199,6 +148,7 @@ class SqueezeAwarePGD(Attack):
     """
 
     name = "squeeze-aware-pgd"
+    detector: FeatureSqueezingDetector
 
     def __init__(
         self,
@@ -214,31 +164,17 @@ class SqueezeAwarePGD(Attack):
         target: str | None = None,
         seed: int | None = None,
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
-        check(
-            detector.threshold is not None,
-            "fit the detector before attacking it: detector.fit(clean_images)",
-        )
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
+        super().__init__(detector, eps, alpha, steps, norm, penalty=penalty, kappa=kappa,
+                         random_start=random_start, target=target, seed=seed)  # fmt: skip
         check(penalty >= 0 and kappa > 0, "penalty must be >= 0 and kappa > 0")
-        self.detector = detector
-        self.alpha = alpha
-        self.steps = int(steps)
-        self.penalty = float(penalty)
-        self.kappa = float(kappa)
-        self.random_start = random_start
 
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.eps is not None and self.detector.threshold is not None
-        check(
-            model is self.detector.model,
-            "SqueezeAwarePGD must attack the detector's own model: pass detector.model",
-        )
+        self._check_own_model(model)
         threshold = self.detector.threshold
-        alpha = self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+        alpha = self._step_size()
         x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
         best = x.clone()
         found = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
@@ -249,7 +185,7 @@ class SqueezeAwarePGD(Attack):
             score = _l1_distances(logits, squeezed).amax(dim=1)
             with torch.no_grad():
                 # The forward is exact (BPDA changes only gradients): a real verdict.
-                fooled = _margin(logits, goal, targeted) > 0
+                fooled = goal_margin(logits, goal, targeted) > 0
                 evades = fooled & (score <= threshold)
                 # Keep the last evading iterate; failing that, the last fooling one.
                 update = evades | (fooled & ~found)
@@ -261,7 +197,7 @@ class SqueezeAwarePGD(Attack):
             # One class for every view (the goal, or the wrong class the views favour
             # together): views fooled into different classes would disagree.
             common = goal if targeted else _common_wrong_class([logits, *squeezed], goal)
-            margins = torch.stack([_margin(z, common, True) for z in [logits, *squeezed]])
+            margins = torch.stack([goal_margin(z, common, True) for z in [logits, *squeezed]])
             # The penalty only once every view is in the common class: earlier, it would
             # pull the image back to its true class (where the views agree, too).
             agree = (margins > 0).all(dim=0).detach()
@@ -287,10 +223,3 @@ def _common_wrong_class(views: Sequence[torch.Tensor], labels: torch.Tensor) -> 
     with torch.no_grad():
         total = torch.stack([z.softmax(dim=1) for z in views]).sum(0)
         return total.scatter(1, labels[:, None], -1.0).argmax(dim=1)
-
-
-def _margin(logits: torch.Tensor, goal: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """How far the goal is reached, > 0 when it is: other-minus-true (untargeted) logits."""
-    goal_logit = logits.gather(1, goal[:, None]).squeeze(1)
-    others = logits.scatter(1, goal[:, None], -float("inf")).amax(dim=1)
-    return goal_logit - others if targeted else others - goal_logit
