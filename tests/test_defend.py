@@ -159,6 +159,33 @@ def test_cli_defend_writes_json_report_and_store(tmp_path: Path, monkeypatch, ca
     assert code == 0 and results["run_id"][:12] in stdout
 
 
+def test_cli_tables_fit_80_columns_with_whole_row_names(monkeypatch, capsys):
+    from advlab.cli import defend as defend_cli
+
+    monkeypatch.setattr(defend_cli.console, "width", 80)
+    keys = [("fgsm", "fgsm-linf"), ("pgd", "pgd-linf[steps=40]"), ("mim", "mim-linf[steps=40]")]
+    labels = ["undefended", "mnist-cnn-robust-0.1", "mnist-cnn-robust-0.3",
+              "detector:feature-squeezing"]  # fmt: skip
+    cells = [{"attack": attack, "key": key, "norm": "linf", "eps": eps, "robust_accuracy": 1.0,
+              "adaptive_robust_accuracy": 0.625, "worst_attack": "transfer",
+              "asr_reduction": -0.286, "gap_flagged": True}
+             for attack, key in keys for eps in (0.1, 0.3)]  # fmt: skip
+    rows = [{"label": label, "kind": "model", "clean_accuracy": 0.9952, "clean_retention": 1.0,
+             "inference_slowdown": 1.0, "training_seconds": 660.0, "cells": cells,
+             "checks_summary": "2 pass, 3 warn (white-box, eps-sweep, unbounded)"}
+            for label in labels]  # fmt: skip
+    defend_cli.print_comparison(
+        {"rows": rows, "epsilons": [0.1, 0.3], "config": {"gap_threshold": 0.1}, "findings": []}
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert sum(line.rstrip().endswith("┓") for line in lines) == 3  # no right border cut off
+    for label in labels:  # whole, and on one line: never "mnist-cnn-robus…"
+        assert sum(line.startswith(f"│ {label} ") for line in lines) == 3
+    assert not any("…" in line for line in lines)
+    assert "pgd: pgd-linf[steps=40]" in " ".join(" ".join(lines).split())  # short headers
+
+
 @pytest.mark.parametrize(
     "args",
     [["defend", "--defense", "jpeg:quality=abc"], ["defend", "--defense", "nope"],

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from advlab.cli.options import BatchSize, ConfigOption, Device, Quiet, Seed, console
 from advlab.config import AttackChoice, DefendConfig, parse_epsilon, validated
+from advlab.reports.tables import attack_name
 
 DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
@@ -128,8 +129,17 @@ def defend(
 def print_comparison(results: Mapping[str, Any]) -> None:
     """The comparison as tables (overview, then one per eps) and its findings."""
     rows = list(results.get("rows") or [])
-    overview = Table("defense", "clean", "retention", "slowdown", "training", "checks",
-                     title="defenses")  # fmt: skip
+    # Everything fits 80 columns: row names are never cut (a very long one folds onto a
+    # second line), headers are short and the captions spell them out.
+    overview = Table(
+        _name_column(rows),
+        *(Column(name, min_width=6) for name in ("clean", "kept", "slower", "train")),
+        Column("checks", overflow="fold"),
+        title="defenses",
+        caption="clean: clean accuracy; kept: clean accuracy relative to the undefended "
+        "model; slower: inference time per image relative to it; train: training time; "
+        "checks: the gradient-masking checks",
+    )
     for row in rows:
         training = row.get("training_seconds")
         overview.add_row(
@@ -142,13 +152,19 @@ def print_comparison(results: Mapping[str, Any]) -> None:
             escape(str(row.get("checks_summary") or "-")),
         )  # fmt: skip
     console.print(overview)
-    keys = list(dict.fromkeys(c["key"] for row in rows for c in row.get("cells") or []))
-    for eps in results.get("epsilons") or []:
-        table = Table("defense", *map(escape, keys), title=f"robust accuracy at eps {eps:g}: "
-                      "plain -> adaptive (ASR cut)")  # fmt: skip
+    headers = _attack_headers(rows)
+    epsilons = list(results.get("epsilons") or [])
+    for eps in epsilons:
+        table = Table(
+            _name_column(rows),
+            *(Column(escape(header), overflow="fold") for header in headers.values()),
+            title=f"robust accuracy at eps {eps:g}: plain -> adaptive (ASR cut)",
+            # One caption, under the last table, explains them all.
+            caption=_eps_caption(results, headers) if eps == epsilons[-1] else None,
+        )
         for row in rows:
             cells = []
-            for key in keys:
+            for key in headers:
                 cell = next(
                     (c for c in row.get("cells") or [] if c["key"] == key and c["eps"] == eps),
                     None,
@@ -158,6 +174,40 @@ def print_comparison(results: Mapping[str, Any]) -> None:
         console.print(table)
     for text in results.get("findings") or []:
         console.print(f"- {text}", markup=False, highlight=False)
+
+
+def _name_column(rows: list[Mapping[str, Any]]) -> Column:
+    """The row names at their full width, up to a third of the console (26 of 80 columns)
+    so that the numbers keep room beside them. A fixed width: Rich never shrinks it, and a
+    longer name folds onto a second line rather than losing its end."""
+    longest = max((len(str(row["label"])) for row in rows), default=7)
+    return Column("defense", overflow="fold", width=min(max(longest, 7), console.width // 3))
+
+
+def _attack_headers(rows: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Attack key -> header: the attack's name (``pgd``) where it names one key alone,
+    else with its options (``pgd[steps=40]``), else the whole key (``pgd-l2[steps=40]``)."""
+    cells = {c["key"]: c for row in rows for c in row.get("cells") or []}
+    names = {key: (str(c.get("attack")), attack_name(c), str(key)) for key, c in cells.items()}
+
+    def unique(name: str) -> bool:
+        return sum(name in options for options in names.values()) == 1
+
+    return {key: next((n for n in options if unique(n)), key) for key, options in names.items()}
+
+
+def _eps_caption(results: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    gap = (results.get("config") or {}).get("gap_threshold")
+    text = (
+        "plain -> adaptive: robust accuracy under the attack as configured, then under it "
+        "and its adaptive variants together (in brackets: the strongest variant, where not "
+        "the attack itself); cut: 1 - adaptive / undefended attack success rate; !: plain "
+        "exceeds adaptive by "
+        + ("the threshold" if gap is None else f"{100 * float(gap):.0f}%")
+        + " or more"
+    )
+    shortened = [f"{header}: {key}" for key, header in headers.items() if header != key]
+    return escape(text + ("; " + ", ".join(shortened) if shortened else ""))
 
 
 def _cell_text(cell: Mapping[str, Any], kind: Any) -> str:
