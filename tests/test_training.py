@@ -359,6 +359,19 @@ def test_init_from_starts_where_the_given_model_ended(tmp_path: Path, data_dir: 
                    init_from=str(first.best_path)), progress=False)  # fmt: skip
 
 
+@pytest.mark.slow
+def test_compiled_training_learns_and_saves_plain_weights(tmp_path: Path, data_dir: Path) -> None:
+    result = train(tiny(tmp_path / "run", data_dir, epochs=1, compile=True), progress=False)
+    assert result.final_val_accuracy > 0.6
+    weights = load_file(str(result.best_path))
+    assert not any("_orig_mod" in key for key in weights)  # loads into the plain network
+    assert evaluate_accuracy(load_model(str(result.best_path)), load_dataset(
+        "mnist", split="test", n=1000, data_dir=data_dir), torch.device("cpu")
+    ) == result.best_val_accuracy  # fmt: skip
+    with pytest.raises(AdvlabError, match="standard training only"):
+        load_config({"compile": True, "adversarial": {"eps": 0.1}})
+
+
 def test_exclude_drops_exactly_the_demo_images(data_dir: Path) -> None:
     config = load_config({"dataset": "mnist", "exclude": "mnist-demo", "data_dir": str(data_dir)})
     data = prepare_data(config)

@@ -108,6 +108,9 @@ class TrainConfig(BaseModel):
     patience: int | None = Field(default=None, ge=1)
     # bfloat16 autocast on CUDA (ignored on CPU).
     amp: bool = True
+    # torch.compile the training forward and backward (standard and distillation training):
+    # about 1.3x faster per step for MobileNetV2 on CPU, after a minute or two of compiling.
+    compile: bool = False
 
     @field_validator("model")
     @classmethod
@@ -147,6 +150,14 @@ class TrainConfig(BaseModel):
     def _one_loss(self) -> TrainConfig:
         if self.distill_from is not None and self.adversarial is not None:
             raise ValueError("distillation and adversarial training cannot be combined: pick one")
+        return self
+
+    @model_validator(mode="after")
+    def _compile_standard_steps_only(self) -> TrainConfig:
+        # The attacks of adversarial training switch modes and input gradients on every
+        # batch, which a compiled graph would keep recompiling for.
+        if self.compile and self.adversarial is not None:
+            raise ValueError("compile speeds up standard training only: drop it for adversarial")
         return self
 
     @model_validator(mode="after")

@@ -135,6 +135,7 @@ class _Run:
         self.progress = progress
         self.on_epoch_end = on_epoch_end
         self.out_dir = config.run_dir
+        self._compiled_model: nn.Module | None = None
 
     # -- the run ------------------------------------------------------------------------
     def execute(self) -> TrainResult:
@@ -264,6 +265,7 @@ class _Run:
         if bar is not None:
             task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(batches), stats="")
         model.train()
+        forward = self._compiled(model)
         loss_sum, correct, seen, rate = 0.0, 0, 0, config.learning_rate
         adversarial = config.adversarial
         eps = adversarial.eps if adversarial is not None else 0.0
@@ -286,7 +288,7 @@ class _Run:
                 group["lr"] = rate
             optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                output = self.step(model, images, labels)
+                output = self.step(forward, images, labels)
             output.loss.backward()
             optimizer.step()
             loss_sum += float(output.loss.detach()) * len(index)
@@ -310,6 +312,15 @@ class _Run:
         if adversarial is not None:
             record["eps"] = eps  # at the end of the epoch (below the target while warming up)
         return record
+
+    def _compiled(self, model: ImageClassifier) -> nn.Module:
+        """The module the training step calls: ``model`` itself, or once per run its
+        compiled form (sharing its parameters, so checkpoints and evaluation use ``model``)."""
+        if not self.config.compile:
+            return model
+        if self._compiled_model is None:
+            self._compiled_model = torch.compile(model)
+        return self._compiled_model
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         # bfloat16 needs no loss scaling; CPU autocast would only slow training down.
