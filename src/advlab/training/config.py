@@ -19,7 +19,7 @@ from advlab.errors import AdvlabError
 #: Default learning rate per optimizer when ``lr`` is not given.
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 #: Fields that may change between an interrupted run and its resumption.
-RESUME_FREE_FIELDS = frozenset({"data_dir", "out_dir", "device", "num_threads"})
+RESUME_FREE_FIELDS = frozenset({"data_dir", "out_dir", "device", "num_threads", "compile"})
 
 
 class AdversarialTrainingConfig(BaseModel):
@@ -108,8 +108,9 @@ class TrainConfig(BaseModel):
     patience: int | None = Field(default=None, ge=1)
     # bfloat16 autocast on CUDA (ignored on CPU).
     amp: bool = True
-    # torch.compile the training forward and backward (standard and distillation training):
-    # about 1.3x faster per step for MobileNetV2 on CPU, after a minute or two of compiling.
+    # torch.compile the training forward and backward (standard and distillation training).
+    # Measure before relying on it: on a 2-core CPU it made a MobileNetV2 step slower
+    # (0.83 s against 0.55 s eager). Like the thread count, it may change on a resume.
     compile: bool = False
 
     @field_validator("model")

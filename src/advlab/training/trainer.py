@@ -33,7 +33,7 @@ from advlab.models import (
     resolve_device,
     save_checkpoint,
 )
-from advlab.training.config import TrainConfig, load_config
+from advlab.training.config import RESUME_FREE_FIELDS, TrainConfig, load_config
 from advlab.training.data import TrainData, augment_batch, prepare_data
 from advlab.training.report import write_training_report
 from advlab.training.schedule import learning_rate
@@ -319,7 +319,9 @@ class _Run:
         if not self.config.compile:
             return model
         if self._compiled_model is None:
-            self._compiled_model = torch.compile(model)
+            # Static shapes: a run sees two batch sizes (full and last), and the graphs
+            # torch would make dynamic after the second one run slower on CPU.
+            self._compiled_model = torch.compile(model, dynamic=False)
         return self._compiled_model
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -450,9 +452,9 @@ class _Run:
 
     def _check_same_run(self, state: dict[str, Any]) -> None:
         saved, current = state["config"], self.config.identity()
-        changed = sorted(
-            key for key in set(saved) | set(current) if _differs(saved.get(key), current.get(key))
-        )
+        # A field made free to change since the run was saved is free for it too.
+        keys = (set(saved) | set(current)) - RESUME_FREE_FIELDS
+        changed = sorted(key for key in keys if _differs(saved.get(key), current.get(key)))
         if changed:
             key = changed[0]
             raise AdvlabError(
