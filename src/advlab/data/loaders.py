@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from advlab.classnames import CIFAR10_CLASSES, FASHION_MNIST_CLASSES, MNIST_CLASSES
 from advlab.data.dataset import ImageDataset
 from advlab.errors import AdvlabError
 from advlab.paths import cache_dir
@@ -27,31 +28,6 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png", ".bmp", ".webp"}
-MNIST_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-]
-CIFAR10_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
 
 
 @dataclass(frozen=True)
@@ -119,7 +95,7 @@ def load_dataset(
     loaders: dict[str, Callable[[], ImageDataset]] = {
         "mnist": lambda: _load_arrays("mnist", split, root, download, MNIST_CLASSES, n, seed),
         "fashion-mnist": lambda: _load_arrays(
-            "fashion-mnist", split, root, download, FASHION_CLASSES, n, seed
+            "fashion-mnist", split, root, download, FASHION_MNIST_CLASSES, n, seed
         ),
         "cifar10": lambda: _load_arrays("cifar10", split, root, download, CIFAR10_CLASSES, n, seed),
         "cifar100": lambda: _load_arrays("cifar100", split, root, download, None, n, seed),
@@ -194,7 +170,7 @@ def _load_arrays(
     split: str,
     root: Path | None,
     download: bool,
-    class_names: list[str] | None,
+    class_names: Sequence[str] | None,
     n: int | None,
     seed: int,
 ) -> ImageDataset:
@@ -211,7 +187,7 @@ def _load_arrays(
     if pixels.dtype != np.uint8:
         raise AdvlabError(f"{path}: images must be uint8 0..255, found {pixels.dtype}")
     labels = torch.from_numpy(y[positions].astype(np.int64))
-    names = class_names or [str(i) for i in range(int(y.max()) + 1)]
+    names = list(class_names or [str(i) for i in range(int(y.max()) + 1)])
     return ImageDataset(name, split, torch.from_numpy(pixels), labels, names, positions)
 
 
@@ -256,7 +232,7 @@ def _load_demo(split: str, n: int | None, seed: int) -> ImageDataset:
     positions = subset_positions(len(y), n, seed)
     pixels = torch.from_numpy(np.ascontiguousarray(_to_nchw(x[positions])))
     labels = torch.from_numpy(y[positions].astype(np.int64))
-    return ImageDataset("mnist-demo", "test", pixels, labels, MNIST_CLASSES, positions)
+    return ImageDataset("mnist-demo", "test", pixels, labels, list(MNIST_CLASSES), positions)
 
 
 # --- image folders ----------------------------------------------------------------------
@@ -313,7 +289,7 @@ def _load_image_folder(
     n: int | None,
     seed: int,
     image_size: int,
-    class_names: list[str] | None,
+    class_names: Sequence[str] | None,
 ) -> ImageDataset:
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms import functional as TF

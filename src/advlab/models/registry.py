@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from advlab.classnames import CIFAR10_CLASSES
 from advlab.errors import AdvlabError
 from advlab.models import architectures as arch
 from advlab.models.checkpoint import load_weights_into, read_sidecar, sha256_of
@@ -25,18 +26,6 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
-CIFAR10_CLASSES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
 
 
 @dataclass(frozen=True)
