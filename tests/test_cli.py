@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_cli
+from helpers import default_sigint, run_cli
 
 REQUIRED_KEYS = {"model", "dataset", "n", "seed", "clean_accuracy", "results", "worst_case"}
 ROW_KEYS = {
@@ -231,7 +231,11 @@ def test_sigint_half_way_then_rerun_resumes_to_identical_results(home, data_dir)
     env = {**os.environ, "ADVLAB_HOME": str(home / "home")}
     store = home / "interrupted.sqlite"
     proc = subprocess.Popen(
-        _evaluate_cmd(home / "a", store), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        _evaluate_cmd(home / "a", store),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
     # Wait until some batches are stored, then interrupt like a user pressing Ctrl-C.
     deadline = time.time() + 120

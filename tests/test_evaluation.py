@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import default_sigint
 
 from advlab.attacks import FGSM
 from advlab.data import ImageDataset
@@ -294,7 +295,8 @@ def test_run_killed_with_sigint_resumes_to_the_same_numbers(
                           model=str(model_path), stop_after=stop_after, epsilons=epsilons,
                           batch=BATCH, store=str(store_path))  # fmt: skip
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=default_sigint)  # fmt: skip
     try:
         assert child.stdout is not None
         lines = []
