@@ -1,13 +1,14 @@
 """Benchmark: advlab's Square Attack against torchattacks' on the same model and images.
 
-Uses the bundled ``mnist-cnn`` if this checkout ships it (eps 0.3 L-inf / 3.0 L2), else
-``cifar-resnet20`` with ``ADVLAB_DATA_DIR`` set (eps 8/255 / 0.5). Only images the model
+Uses the bundled ``mnist-cnn`` on the bundled demo images (eps 0.3 L-inf / 3.0 L2), or
+``--model NAME`` on its data set's test images (CIFAR-10 models: eps 8/255 / 0.5; needs
+``ADVLAB_DATA_DIR``). Only images the model
 classifies correctly are attacked (torchattacks skips the others). Both attacks get the
 same budget, seed and ``p_init``; torchattacks' per-image query counts come from its own
 ``attack_single_run``. Prints success rate, median queries over successes, seconds, and
 advlab/torchattacks ratios.
 
-    python benchmarks/bench_blackbox.py [--n 100] [--queries 1000] [--linf-eps 0.15]
+    python benchmarks/bench_blackbox.py [--model cifar-mobilenetv2] [--n 100] [--queries 1000]
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from torch import nn
 
 from advlab.attacks import Square
 from advlab.data import load_dataset
-from advlab.errors import AdvlabError
-from advlab.models import load_model
+from advlab.models import get_entry, load_model
 from advlab.targets import LocalTarget
 
 
@@ -33,15 +33,20 @@ class Run:
     seconds: float
 
 
-def pick_setup(n: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor, dict[str, float]]:
-    try:
-        model = load_model("mnist-cnn")
-        data = load_dataset("mnist-demo", n=n, seed=0)
-        eps = {"linf": 0.3, "l2": 3.0}
-    except AdvlabError:
-        model = load_model("cifar-resnet20")
-        data = load_dataset("cifar10", n=n, seed=0)
-        eps = {"linf": 8 / 255, "l2": 0.5}
+EPS = {"mnist": {"linf": 0.3, "l2": 3.0}, "cifar10": {"linf": 8 / 255, "l2": 0.5}}
+
+
+def pick_setup(
+    n: int, name: str | None
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor, dict[str, float]]:
+    if name is None:  # the bundled MNIST CNN on the bundled demo images
+        model, data, dataset = load_model("mnist-cnn"), load_dataset("mnist-demo", n=n), "mnist"
+    else:
+        model, dataset = load_model(name), get_entry(name).dataset
+        if dataset not in EPS:
+            raise SystemExit(f"no default eps for {name}'s data set {dataset!r}: pick another")
+        data = load_dataset(dataset, n=n, seed=0)
+    eps = dict(EPS[dataset])
     model.eval()
     images, labels = data.images, data.labels
     with torch.no_grad():
@@ -87,6 +92,7 @@ def _median(values: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="a registry name (default: mnist-cnn)")
     parser.add_argument("--n", type=int, default=100, help="test images drawn")
     parser.add_argument("--queries", type=int, default=1000, help="query budget per image")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -94,7 +100,7 @@ def main() -> None:
     parser.add_argument("--l2-eps", type=float, default=None, help="override the L2 eps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, images, labels, eps = pick_setup(args.n)
+    model, images, labels, eps = pick_setup(args.n, args.model)
     eps["linf"] = args.linf_eps or eps["linf"]
     eps["l2"] = args.l2_eps or eps["l2"]
     header = f"{'norm':5} {'eps':>7} {'library':12} {'success':>8} {'med.q':>7} {'seconds':>8}"
