@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -435,15 +436,7 @@ def _load_torchvision(
             raise AdvlabError(
                 f"unknown weights '{weights_name}' for torchvision model '{name}'"
             ) from None
-        try:
-            # Reads the torch hub cache first; downloads (with checksum) only when absent.
-            net.load_state_dict(named.get_state_dict(progress=True, check_hash=True))
-        except Exception as error:
-            raise AdvlabError(
-                f"torchvision weights {named} are not cached and could not be downloaded "
-                f"({type(error).__name__}); copy the file into the torch hub cache or pass "
-                "--weights FILE.pth, or --no-pretrained for random weights"
-            ) from None
+        _load_torchvision_weights(net, named)
     num_classes = int(arch_kwargs.get("num_classes", 1000))
     return ImageClassifier(
         net,
@@ -453,6 +446,35 @@ def _load_torchvision(
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
     )
+
+
+def _load_torchvision_weights(net: nn.Module, named: Any) -> None:
+    """torchvision's named weights from the torch hub cache, downloaded only when absent.
+
+    torch.hub checks the checksum only when it downloads and unpickles with
+    ``weights_only=False`` unless told otherwise: a file in the cache is read as data only.
+    """
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(named.url).path).name
+    try:
+        state = named.get_state_dict(progress=True, check_hash=True, weights_only=True)
+    except Exception as error:
+        if cached.is_file():
+            raise AdvlabError(
+                f"cannot read the cached torchvision weights {cached} ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200]}): delete the file to download it again"
+            ) from None
+        raise AdvlabError(
+            f"torchvision weights {named} are not cached and could not be downloaded "
+            f"({type(error).__name__}); copy the file to {cached} or pass --weights "
+            "FILE.pth, or --no-pretrained for random weights"
+        ) from None
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        raise AdvlabError(
+            f"the cached torchvision weights {cached} do not fit {named}: "
+            f"{str(error).splitlines()[0][:200]}; delete the file to download it again"
+        ) from None
 
 
 def _load_factory(
