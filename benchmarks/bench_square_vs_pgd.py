@@ -25,8 +25,10 @@ from advlab.targets import LocalTarget
 
 SETUPS = {  # model: (data set, L-inf eps)
     "mnist-cnn": ("mnist", 0.3),
+    "mnist-mlp": ("mnist", 0.3),
     "mnist-cnn-robust-0.1": ("mnist", 0.1),
     "cifar-resnet20": ("cifar10", 8 / 255),
+    "cifar-resnet20-advlab": ("cifar10", 8 / 255),
     "cifar-mobilenetv2": ("cifar10", 8 / 255),
 }
 

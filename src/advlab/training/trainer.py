@@ -147,6 +147,9 @@ class _Run:
                 return self._report_finished(state)
         torch.manual_seed(config.seed)  # weight initialization
         model = build_model(config.model, **config.arch_kwargs).to(self.device)
+        # Channels-last weights as well as inputs: a CIFAR MobileNetV2 step on two CPU cores
+        # took 0.64 s against 0.76 s with channels-last inputs only and 0.92 s with neither.
+        model = model.to(memory_format=torch.channels_last)
         model.num_classes = int(config.arch_kwargs.get("num_classes", model.num_classes))
         known = DATASETS.get(config.dataset_name)
         if known is not None:  # fail before loading (CIFAR-10 takes seconds to read)
