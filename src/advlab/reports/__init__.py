@@ -1,9 +1,15 @@
-"""Reports: figures, result tables and the self-contained HTML report of an evaluation.
+"""Reports: figures, result tables and the self-contained HTML pages of every run kind.
 
-Reports read the plain results (the content of results.json) and a few kept example
-images; they know nothing of models or attacks, so a stored run can be re-reported.
+Reports read the typed results of :mod:`advlab.results` (each public function also takes
+the content of the results file and reads it once) and a few kept example images; they
+know nothing of models or attacks, so a stored run can be re-reported. One module per
+page: :mod:`~advlab.reports.evaluation` (with the :mod:`~advlab.reports.blackbox`
+section), :mod:`~advlab.reports.defense`, :mod:`~advlab.reports.transfer`,
+:mod:`~advlab.reports.detection` and :mod:`~advlab.reports.training`; the page frame,
+escaping and embedded images live in :mod:`~advlab.reports.template`.
 """
 
+from advlab.reports.evaluation import write_html_report
 from advlab.reports.example import Example, as_example
 from advlab.reports.figures import (
     example_grid,
@@ -12,7 +18,6 @@ from advlab.reports.figures import (
     robustness_curve,
     save_figure,
 )
-from advlab.reports.html import write_html_report
 from advlab.reports.tables import results_table_csv, results_table_markdown
 
 __all__ = [

@@ -8,7 +8,6 @@ results only and escapes every string in them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,16 @@ from matplotlib.figure import Figure
 
 from advlab.errors import check
 from advlab.reports.figures import DPI
-from advlab.reports.html import _img
 from advlab.reports.tables import format_eps, format_percent
-from advlab.reports.template import esc, meta_table, report_path, write_page
+from advlab.reports.template import (
+    esc,
+    img,
+    json_details,
+    report_path,
+    run_section,
+    write_page,
+)
+from advlab.results import CellResult, DefenseComparison, RowResult
 
 _FONT = 8
 _FLAG = ' style="background:#fbeeed;font-weight:600"'
@@ -29,33 +35,28 @@ _PASS = ' style="background:#eef6ee"'
 CHECK_NAMES = ("iterative", "white-box", "eps-sweep", "unbounded", "more-effort")
 
 
-def attack_columns(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+def attack_columns(results: DefenseComparison | Mapping[str, Any]) -> list[tuple[str, str]]:
     """The (attack key, attack name) of the comparison, in the order they were run."""
-    seen: dict[str, str] = {}
-    for row in results.get("rows") or []:
-        for cell in row.get("cells") or []:
-            seen.setdefault(str(cell.get("key")), str(cell.get("attack")))
-    return list(seen.items())
+    return DefenseComparison.coerce(results).attack_keys
 
 
-def cell_of(row: Mapping[str, Any], key: str, eps: float) -> Mapping[str, Any] | None:
-    for cell in row.get("cells") or []:
-        if str(cell.get("key")) == key and float(cell.get("eps", -1.0)) == eps:
-            return dict(cell)
-    return None
+def cell_of(row: RowResult, key: str, eps: float) -> CellResult | None:
+    """The cell of attack ``key`` at ``eps`` in ``row``, if it was run."""
+    return next((c for c in row.cells if c.key == key and c.eps == eps), None)
 
 
-def comparison_bars(results: Mapping[str, Any], eps: float) -> Figure:
+def comparison_bars(results: DefenseComparison | Mapping[str, Any], eps: float) -> Figure:
     """Per row, the lowest robust accuracy over the attacks at ``eps``: plain (light) and
     adaptive (dark) side by side. A tall light bar over a short dark one is a masked
     gradient."""
-    rows = list(results.get("rows") or [])
+    results = DefenseComparison.coerce(results)
+    rows = results.rows
     check(bool(rows), "the defense comparison holds no rows")
     plain, adaptive = [], []
     for row in rows:
-        cells = [c for c in row.get("cells") or [] if float(c.get("eps", -1.0)) == eps]
-        plain.append(min((float(c["robust_accuracy"]) for c in cells), default=np.nan))
-        adaptive.append(min((float(c["adaptive_robust_accuracy"]) for c in cells), default=np.nan))
+        cells = [c for c in row.cells if c.eps == eps]
+        plain.append(min((c.robust_accuracy for c in cells), default=np.nan))
+        adaptive.append(min((c.adaptive_robust_accuracy for c in cells), default=np.nan))
     fig = Figure(figsize=(1.6 + 0.9 * len(rows), 2.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(rows))
@@ -66,29 +67,27 @@ def comparison_bars(results: Mapping[str, Any], eps: float) -> Figure:
             if np.isfinite(value):
                 ax.text(i + offset, value + 0.02, f"{100 * value:.0f}", ha="center", fontsize=6)
     ax.set_xticks(x)
-    ax.set_xticklabels([_short(str(r.get("label"))) for r in rows], fontsize=_FONT, rotation=15)
+    ax.set_xticklabels([_short(r.label) for r in rows], fontsize=_FONT, rotation=15)
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("robust accuracy (lowest over attacks)", fontsize=_FONT)
     ax.tick_params(axis="y", labelsize=_FONT)
-    norm = _norm(results)
-    ax.set_title(f"eps={format_eps(eps, norm)}: plain vs adaptive attacks", fontsize=9)
+    ax.set_title(f"eps={format_eps(eps, results.norm)}: plain vs adaptive attacks", fontsize=9)
     ax.legend(fontsize=_FONT, loc="upper right")
     return fig
 
 
-def defense_section(results: Mapping[str, Any]) -> str:
+def defense_section(results: DefenseComparison | Mapping[str, Any]) -> str:
     """``<section id="defenses">``: findings, overview, robustness per eps, masking checks."""
+    results = DefenseComparison.coerce(results)
     parts = ['<section id="defenses"><h2>Defense comparison</h2>']
-    findings = results.get("findings") or []
-    if findings:
-        items = "".join(f"<li>{esc(text)}</li>" for text in findings)
+    if results.findings:
+        items = "".join(f"<li>{esc(text)}</li>" for text in results.findings)
         parts.append(f"<ul>{items}</ul>")
     parts.append(_overview_table(results))
-    for eps in results.get("epsilons") or []:
-        eps = float(eps)
-        parts.append(f"<h3>Robust accuracy at eps {esc(format_eps(eps, _norm(results)))}</h3>")
+    for eps in results.epsilons:
+        parts.append(f"<h3>Robust accuracy at eps {esc(format_eps(eps, results.norm))}</h3>")
         parts.append(_eps_table(results, eps))
-        parts.append(f"<figure>{_img(comparison_bars(results, eps), f'eps {eps:g}')}</figure>")
+        parts.append(f"<figure>{img(comparison_bars(results, eps), f'eps {eps:g}')}</figure>")
     parts.append(_checks_table(results))
     note = (
         "Plain: the attack as configured, run on the defended model. Adaptive: the same "
@@ -109,30 +108,30 @@ def defense_section(results: Mapping[str, Any]) -> str:
 
 
 def write_defense_report(
-    results: Mapping[str, Any], path: str | Path, *, title: str | None = None
+    results: DefenseComparison | Mapping[str, Any], path: str | Path, *, title: str | None = None
 ) -> Path:
-    """A self-contained HTML page of ``results`` (defend.json content) at ``path``."""
-    path = report_path(results, path, "defend.json")
-    title = title or (
-        f"advlab defense comparison: {results.get('model', '?')} on {results.get('dataset', '?')}"
+    """A self-contained HTML page of ``results`` (a :class:`~advlab.results.DefenseComparison`
+    or the defend.json content) at ``path``."""
+    results = DefenseComparison.coerce(results)
+    path = report_path(path)
+    title = (
+        title or f"advlab defense comparison: {results.model or '?'} on {results.dataset or '?'}"
     )
     fields = [
-        ("Model (undefended)", results.get("model", "n/a")),
-        ("Data set", f"{results.get('dataset', 'n/a')} ({results.get('split', 'n/a')})"),
-        ("Images (n)", results.get("n", "n/a")),
-        ("Seed", results.get("seed", "n/a")),
-        ("Device", results.get("device", "n/a")),
-        ("Run id", results.get("run_id", "n/a")),
-        ("Weights SHA-256", results.get("weights_sha256", "n/a")),
-        ("Total time", f"{float(results.get('seconds') or 0.0):.1f} s"),
-        ("advlab version", results.get("advlab_version", "n/a")),
+        ("Model (undefended)", results.model),
+        ("Data set", f"{results.dataset} ({results.split})"),
+        ("Images (n)", results.n),
+        ("Seed", results.seed),
+        ("Device", results.device),
+        ("Run id", results.run_id),
+        ("Weights SHA-256", results.weights_sha256),
+        ("Total time", f"{results.seconds or 0.0:.1f} s"),
+        ("advlab version", results.advlab_version),
     ]
-    dumped = json.dumps(results.get("config") or {}, indent=2, default=str)
     write_page(path, title, [
-        f'<section id="run"><h2>Run</h2>{meta_table(fields)}</section>',
+        run_section(fields),
         defense_section(results),
-        '<section id="settings"><h2>Settings</h2><details><summary>Configuration as JSON'
-        f"</summary><pre>{esc(dumped)}</pre></details></section>",
+        f'<section id="settings"><h2>Settings</h2>{json_details(results.config)}</section>',
     ])  # fmt: skip
     return path
 
@@ -140,28 +139,28 @@ def write_defense_report(
 # -- tables -------------------------------------------------------------------------------
 
 
-def _overview_table(results: Mapping[str, Any]) -> str:
-    rows = list(results.get("rows") or [])
-    detectors = any(r.get("false_positive_rate") is not None for r in rows)
+def _overview_table(results: DefenseComparison) -> str:
+    rows = results.rows
+    detectors = any(r.false_positive_rate is not None for r in rows)
     head = ["Defense", "Kind", "Clean accuracy", "Retention"]
     head += ["False positives"] if detectors else []
     head += ["Inference / image", "Slowdown", "Training time", "Adaptive attacks", "Checks"]
     body = []
     for row in rows:
         cells = [
-            (str(row.get("label")), True),
-            (str(row.get("kind")), True),
-            (format_percent(row.get("clean_accuracy")), False),
-            (format_percent(row.get("clean_retention")), False),
+            (row.label, True),
+            (row.kind, True),
+            (format_percent(row.clean_accuracy), False),
+            (format_percent(row.clean_retention), False),
         ]
         if detectors:
-            cells.append((format_percent(row.get("false_positive_rate")), False))
+            cells.append((format_percent(row.false_positive_rate), False))
         cells += [
-            (_ms(row.get("inference_seconds_per_image")), False),
-            (_times(row.get("inference_slowdown")), False),
+            (_ms(row.inference_seconds_per_image), False),
+            (_times(row.inference_slowdown), False),
             (_training(row), False),
-            (", ".join(row.get("adaptive_attacks") or []) or "none", True),
-            (str(row.get("checks_summary") or "not run"), True),
+            (", ".join(row.adaptive_attacks) or "none", True),
+            (row.checks_summary or "not run", True),
         ]
         tds = "".join(
             f'<td class="text">{esc(text)}</td>' if is_text else f"<td>{esc(text)}</td>"
@@ -172,35 +171,35 @@ def _overview_table(results: Mapping[str, Any]) -> str:
     return f'<div class="scroll"><table><tr>{header}</tr>{"".join(body)}</table></div>'
 
 
-def _eps_table(results: Mapping[str, Any], eps: float) -> str:
-    columns = attack_columns(results)
-    rows = list(results.get("rows") or [])
-    detectors = any(r.get("kind") == "detector" for r in rows)
+def _eps_table(results: DefenseComparison, eps: float) -> str:
+    columns = results.attack_keys
+    rows = results.rows
+    detectors = any(r.kind == "detector" for r in rows)
     sub = ["plain", "adaptive", "ASR cut"] + (["detected"] if detectors else [])
     top = "".join(f'<th colspan="{len(sub)}">{esc(name)}</th>' for _, name in columns)
     second = "".join(f"<th>{esc(s)}</th>" for _ in columns for s in sub)
     body = []
     for row in rows:
-        cells = [f'<td class="text">{esc(row.get("label"))}</td>']
+        cells = [f'<td class="text">{esc(row.label)}</td>']
         for key, _ in columns:
             cell = cell_of(row, key, eps)
             if cell is None:
                 cells += ["<td>n/a</td>"] * len(sub)
                 continue
-            flagged = bool(cell.get("gap_flagged"))
-            adaptive = format_percent(cell.get("adaptive_robust_accuracy"), 1)
-            worst = cell.get("worst_attack")
+            flagged = cell.gap_flagged
+            adaptive = format_percent(cell.adaptive_robust_accuracy, 1)
+            worst = cell.worst_attack
             if worst and worst != "standard":
                 adaptive += f" ({worst})"
-            cells.append(f"<td>{esc(format_percent(cell.get('robust_accuracy'), 1))}</td>")
+            cells.append(f"<td>{esc(format_percent(cell.robust_accuracy, 1))}</td>")
             cells.append(f"<td{_FLAG if flagged else ''}>{esc(adaptive)}{' !' if flagged else ''}"
                          "</td>")  # fmt: skip
-            undefended = row.get("kind") == "undefended"
-            reduction = "-" if undefended else format_percent(cell.get("asr_reduction"), 1)
+            undefended = row.kind == "undefended"
+            reduction = "-" if undefended else format_percent(cell.asr_reduction, 1)
             cells.append(f"<td>{esc(reduction)}</td>")
             if detectors:
-                detected = cell.get("detection_rate")
-                aware = cell.get("adaptive_detection_rate")
+                detected = cell.detection_rate
+                aware = cell.adaptive_detection_rate
                 text = "-" if detected is None else format_percent(detected, 1)
                 if aware is not None:
                     text += f" / {format_percent(aware, 1)}"
@@ -212,28 +211,25 @@ def _eps_table(results: Mapping[str, Any], eps: float) -> str:
     )
 
 
-def _checks_table(results: Mapping[str, Any]) -> str:
-    rows = [r for r in results.get("rows") or [] if r.get("checks") is not None]
+def _checks_table(results: DefenseComparison) -> str:
+    rows = [r for r in results.rows if r.checks is not None]
     if not rows:
         return '<p class="muted">The gradient-masking checks were not run.</p>'
     head = "".join(f"<th>{esc(name)}</th>" for name in CHECK_NAMES)
     body = []
     for row in rows:
-        by_name = {str(c.get("name")): c for c in row.get("checks") or []}
-        cells = [f'<td class="text">{esc(row.get("label"))}</td>']
+        by_name = {c.name: c for c in row.checks or []}
+        cells = [f'<td class="text">{esc(row.label)}</td>']
         for name in CHECK_NAMES:
             found = by_name.get(name)
             if found is None:
                 cells.append("<td>n/a</td>")
                 continue
-            status = str(found.get("status"))
-            numbers = ", ".join(
-                f"{k} {_number(v)}" for k, v in (found.get("numbers") or {}).items()
-            )
-            style = _PASS if status == "pass" else _WARN
+            numbers = ", ".join(f"{k} {_number(v)}" for k, v in found.numbers.items())
+            style = _PASS if found.passed else _WARN
             cells.append(
-                f'<td class="wrap"{style} title="{esc(found.get("explanation", ""))}">'
-                f"<b>{esc(status)}</b><br>{esc(numbers)}</td>"
+                f'<td class="wrap"{style} title="{esc(found.explanation)}">'
+                f"<b>{esc(found.status)}</b><br>{esc(numbers)}</td>"
             )
         body.append(f"<tr>{''.join(cells)}</tr>")
     explain = (
@@ -254,13 +250,8 @@ def _checks_table(results: Mapping[str, Any]) -> str:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _norm(results: Mapping[str, Any]) -> str:
-    norms = {str(a.get("norm")) for a in results.get("attacks") or [] if isinstance(a, Mapping)}
-    return norms.pop() if len(norms) == 1 else ""
-
-
-def _gap(results: Mapping[str, Any]) -> str:
-    value = (results.get("config") or {}).get("gap_threshold")
+def _gap(results: DefenseComparison) -> str:
+    value = results.config.get("gap_threshold")
     return format_percent(value, 0) if isinstance(value, (int, float)) else "the threshold"
 
 
@@ -278,9 +269,9 @@ def _times(value: Any) -> str:
     return "n/a" if not isinstance(value, (int, float)) else f"{value:.2f}x"
 
 
-def _training(row: Mapping[str, Any]) -> str:
-    seconds = row.get("training_seconds")
-    if row.get("kind") in ("preprocess", "detector"):
+def _training(row: RowResult) -> str:
+    seconds = row.training_seconds
+    if row.kind in ("preprocess", "detector"):
         return "none (no training)"
     return "unknown" if not isinstance(seconds, (int, float)) else f"{seconds:.0f} s"
 

@@ -8,21 +8,29 @@ writes it as a page of its own.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from matplotlib.figure import Figure
 
-from advlab.reports.html import _img
 from advlab.reports.tables import attack_name, format_count, format_eps, format_percent
-from advlab.reports.template import esc, meta_table, report_path, write_page
+from advlab.reports.template import (
+    cards,
+    esc,
+    img,
+    json_details,
+    report_path,
+    run_section,
+    write_page,
+)
+from advlab.results import DetectionEntry, DetectionEvaluation
 
 logger = logging.getLogger(__name__)
+Results = DetectionEvaluation | Mapping[str, Any]
 
-#: (header, key, format) of the full per-entry table.
+#: (header, field, format) of the full per-entry table.
 ENTRY_COLUMNS: tuple[tuple[str, str, Any], ...] = (
     ("Attacked", "attacked", format_count),
     ("Fooled", "fooled", format_count),
@@ -36,52 +44,64 @@ ENTRY_COLUMNS: tuple[tuple[str, str, Any], ...] = (
 )
 
 
-def summary_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per non-adaptive (attack, eps), with the adaptive detection rate at that eps.
+class SummaryRow(TypedDict):
+    """A non-adaptive attack at one eps, with the adaptive attack's rates at that eps."""
 
-    Keys: attack, norm, eps, attack_success_rate, detection_rate, detection_rate_all,
-    adaptive_detection_rate, adaptive_evasion_rate, auc (raw values, None where missing).
-    """
-    entries = list(results.get("results") or [])
-    adaptive = {float(e["eps"]): e for e in entries if e.get("adaptive")}
+    attack: str
+    norm: str
+    eps: float
+    attack_success_rate: float | None
+    detection_rate: float | None
+    detection_rate_all: float | None
+    adaptive_detection_rate: float | None
+    adaptive_evasion_rate: float | None
+    auc: float | None
+
+
+def summary_rows(results: Results) -> list[SummaryRow]:
+    """One row per non-adaptive (attack, eps), with the adaptive detection rate at that eps
+    (None where no adaptive attack ran)."""
+    entries = DetectionEvaluation.coerce(results).results
+    adaptive = {e.eps: e for e in entries if e.adaptive}
     rows = []
     for entry in entries:
-        if entry.get("adaptive"):
+        if entry.adaptive:
             continue
-        aware = adaptive.get(float(entry["eps"]), {})
+        aware = adaptive.get(entry.eps)
         rows.append(
-            {
-                "attack": attack_name(entry),
-                "norm": entry.get("norm"),
-                "eps": entry.get("eps"),
-                "attack_success_rate": entry.get("attack_success_rate"),
-                "detection_rate": entry.get("detection_rate"),
-                "detection_rate_all": entry.get("detection_rate_all"),
-                "adaptive_detection_rate": aware.get("detection_rate"),
-                "adaptive_evasion_rate": aware.get("evasion_rate"),
-                "auc": entry.get("auc"),
-            }
+            SummaryRow(
+                attack=attack_name(entry),
+                norm=entry.norm,
+                eps=entry.eps,
+                attack_success_rate=entry.attack_success_rate,
+                detection_rate=entry.detection_rate,
+                detection_rate_all=entry.detection_rate_all,
+                adaptive_detection_rate=None if aware is None else aware.detection_rate,
+                adaptive_evasion_rate=None if aware is None else aware.evasion_rate,
+                auc=entry.auc,
+            )
         )
     return rows
 
 
-def roc_figure(results: Mapping[str, Any]) -> Figure:
+def roc_figure(results: Results) -> Figure:
     """ROC curves (clean vs fooled adversarial): one panel per attack, one line per eps."""
-    panels: dict[str, list[Mapping[str, Any]]] = {}
-    for entry in results.get("results") or []:
-        if (entry.get("roc") or {}).get("fpr"):
+    results = DetectionEvaluation.coerce(results)
+    panels: dict[str, list[DetectionEntry]] = {}
+    for entry in results.results:
+        if entry.roc.get("fpr"):
             panels.setdefault(attack_name(entry), []).append(entry)
     count = max(1, len(panels))
     figure = Figure(figsize=(3.0 * count + 0.4, 3.2), dpi=100, layout="constrained")
     axes = figure.subplots(1, count, sharey=True, squeeze=False)[0]
     for ax, (name, entries) in zip(axes, panels.items(), strict=False):
-        for entry in sorted(entries, key=lambda e: float(e.get("eps") or 0)):
-            eps = format_eps(entry.get("eps"), str(entry.get("norm") or ""))
-            ax.plot(entry["roc"]["fpr"], entry["roc"]["tpr"], linewidth=1.2,
-                    label=f"eps {eps} (AUC {float(entry['auc']):.3f})")  # fmt: skip
+        for entry in sorted(entries, key=lambda e: e.eps):
+            eps = format_eps(entry.eps, entry.norm)
+            ax.plot(entry.roc["fpr"], entry.roc["tpr"], linewidth=1.2,
+                    label=f"eps {eps} (AUC {_number(entry.auc, '.3f')})")  # fmt: skip
         ax.set_title(name, fontsize=9)
         ax.legend(loc="lower right", fontsize=7)
-    target = results.get("fpr_target")
+    target = results.fpr_target
     for ax in axes:
         ax.plot([0, 1], [0, 1], color="0.7", linestyle="--", linewidth=0.8)
         if isinstance(target, (int, float)):
@@ -92,28 +112,22 @@ def roc_figure(results: Mapping[str, Any]) -> Figure:
     if not panels:
         axes[0].text(0.5, 0.5, "no ROC curves", ha="center", va="center",
                      transform=axes[0].transAxes)  # fmt: skip
-    detector = (results.get("detector") or {}).get("detector", "?")
-    figure.suptitle(f"{detector} detector on {results.get('model', '?')}", fontsize=9)
+    detector = results.detector.get("detector", "?")
+    figure.suptitle(f"{detector} detector on {results.model or '?'}", fontsize=9)
     return figure
 
 
-def detection_section(results: Mapping[str, Any]) -> str:
+def detection_section(results: Results) -> str:
     """The ``<section id="detection">`` of a report: cards, tables, ROC figure, notes."""
-    detector = results.get("detector") or {}
-    cards = [
+    results = DetectionEvaluation.coerce(results)
+    detector = results.detector
+    card_html = cards([
         ("detector", str(detector.get("detector", "n/a"))),
-        ("target false positive rate", format_percent(results.get("fpr_target"))),
-        (
-            f"false positive rate on {results.get('n', '?')} held-out clean images",
-            format_percent(results.get("false_positive_rate")),
-        ),
-        ("clean accuracy", format_percent(results.get("clean_accuracy"))),
-    ]
-    card_html = "".join(
-        f'<div class="card"><div class="value">{esc(value)}</div>'
-        f'<div class="label">{esc(label)}</div></div>'
-        for label, value in cards
-    )
+        ("target false positive rate", format_percent(results.fpr_target)),
+        (f"false positive rate on {results.n} held-out clean images",
+         format_percent(results.false_positive_rate)),
+        ("clean accuracy", format_percent(results.clean_accuracy)),
+    ])  # fmt: skip
     summary_head = "".join(
         f"<th{cls}>{esc(text)}</th>"
         for text, cls in (("Attack", ' class="text"'), ("Eps", ""), ("ASR", ""),
@@ -121,7 +135,7 @@ def detection_section(results: Mapping[str, Any]) -> str:
     )  # fmt: skip
     summary_body = "".join(
         f'<tr><td class="text">{esc(row["attack"])}</td>'
-        f"<td>{esc(format_eps(row['eps'], str(row['norm'] or '')))}</td>"
+        f"<td>{esc(format_eps(row['eps'], row['norm']))}</td>"
         f"<td>{esc(format_percent(row['attack_success_rate']))}</td>"
         f"<td>{esc(format_percent(row['detection_rate']))}</td>"
         f"<td>{esc(format_percent(row['adaptive_detection_rate']))}</td>"
@@ -132,13 +146,13 @@ def detection_section(results: Mapping[str, Any]) -> str:
         f"<th>{esc(header)}</th>" for header, _, _ in ENTRY_COLUMNS
     )
     entry_body = "".join(
-        f'<tr><td class="text">{esc(attack_name(e))}</td><td class="text">{esc(e.get("norm"))}'
-        f"</td><td>{esc(format_eps(e.get('eps'), str(e.get('norm') or '')))}</td>"
-        + "".join(f"<td>{esc(text(e.get(key)))}</td>" for _, key, text in ENTRY_COLUMNS)
+        f'<tr><td class="text">{esc(attack_name(e))}</td><td class="text">{esc(e.norm)}'
+        f"</td><td>{esc(format_eps(e.eps, e.norm))}</td>"
+        + "".join(f"<td>{esc(text(getattr(e, name)))}</td>" for _, name, text in ENTRY_COLUMNS)
         + "</tr>"
-        for e in results.get("results") or []
+        for e in results.results
     )
-    image = _img(roc_figure(results), "ROC curves")
+    image = img(roc_figure(results), "ROC curves")
     threshold = detector.get("threshold")
     note = (
         f"Threshold {_number(threshold, '.4g')}, set on {_fit_text(results)} for the target "
@@ -149,7 +163,7 @@ def detection_section(results: Mapping[str, Any]) -> str:
         "from the fooled adversarial ones (dotted line: the target false positive rate)."
     )
     return (
-        f'<section id="detection"><h2>Detection</h2><div class="cards">{card_html}</div>'
+        f'<section id="detection"><h2>Detection</h2>{card_html}'
         f'<div class="scroll"><table><tr>{summary_head}</tr>{summary_body}</table></div>'
         f'<h3>Every run</h3><div class="scroll"><table><tr>{entry_head}</tr>{entry_body}'
         f"</table></div><figure>{image}"
@@ -158,43 +172,34 @@ def detection_section(results: Mapping[str, Any]) -> str:
     )
 
 
-def write_detection_report(
-    results: Mapping[str, Any], path: str | Path, *, title: str | None = None
-) -> Path:
-    """Write a self-contained HTML page of ``results`` (detection.json content) to ``path``."""
-    path = report_path(results, path, "detection.json")
-    title = title or (
-        f"advlab detection report: {results.get('model', '?')} on {results.get('dataset', '?')}"
-    )
+def write_detection_report(results: Results, path: str | Path, *, title: str | None = None) -> Path:
+    """Write a self-contained HTML page of ``results`` (a
+    :class:`~advlab.results.DetectionEvaluation` or the detection.json content) to ``path``."""
+    results = DetectionEvaluation.coerce(results)
+    path = report_path(path)
+    title = title or f"advlab detection report: {results.model or '?'} on {results.dataset or '?'}"
     fields = [
-        ("Model", results.get("model", "n/a")),
-        ("Data set", f"{results.get('dataset', 'n/a')} ({results.get('split', 'n/a')})"),
-        ("Images (n)", results.get("n", "n/a")),
-        ("Seed", results.get("seed", "n/a")),
-        ("Device", results.get("device", "n/a")),
-        ("Detector", (results.get("detector") or {}).get("description", "n/a")),
-        ("advlab version", results.get("advlab_version", "n/a")),
-        ("Weights SHA-256", results.get("weights_sha256") or "n/a"),
+        ("Model", results.model),
+        ("Data set", f"{results.dataset} ({results.split})"),
+        ("Images (n)", results.n),
+        ("Seed", results.seed),
+        ("Device", results.device),
+        ("Detector", results.detector.get("description", "n/a")),
+        ("advlab version", results.advlab_version),
+        ("Weights SHA-256", results.weights_sha256 or "n/a"),
     ]
-    config = {"config": results.get("config"), "detector": results.get("detector"),
-              "fit": results.get("fit")}  # fmt: skip
-    text = write_page(
-        path,
-        title,
-        [
-            f'<section id="run"><h2>Run</h2>{meta_table(fields)}</section>',
-            detection_section(results),
-            '<section id="settings"><h2>Settings</h2><details><summary>Configuration as JSON'
-            f"</summary><pre>{esc(json.dumps(config, indent=2, default=str))}</pre></details>"
-            "</section>",
-        ],
-    )
+    config = {"config": results.config, "detector": results.detector, "fit": results.fit}
+    text = write_page(path, title, [
+        run_section(fields),
+        detection_section(results),
+        f'<section id="settings"><h2>Settings</h2>{json_details(config)}</section>',
+    ])  # fmt: skip
     logger.info("wrote the detection report %s (%d kB)", path, len(text) // 1024)
     return path
 
 
-def _fit_text(results: Mapping[str, Any]) -> str:
-    fit = results.get("fit") or {}
+def _fit_text(results: DetectionEvaluation) -> str:
+    fit = results.fit
     if not fit:
         return "clean images kept apart from the evaluation"
     return f"{fit.get('n', '?')} clean {fit.get('dataset', '?')} {fit.get('split', '?')} images"

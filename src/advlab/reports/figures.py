@@ -27,6 +27,7 @@ from advlab.reports.tables import (
     sole_norm,
     worst_case_points,
 )
+from advlab.results import AttackEvaluation, Evaluation
 
 DPI = 100
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -47,47 +48,48 @@ def _number(value: Any) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def series_label(entry: Mapping[str, Any]) -> str:
+def series_label(entry: AttackEvaluation) -> str:
     """``"pgd (linf)"``, with ``", targeted"`` for targeted runs."""
-    label = f"{attack_name(entry)} ({entry.get('norm')}"
-    return label + (", targeted)" if entry.get("targeted") else ")")
+    label = f"{attack_name(entry)} ({entry.norm}"
+    return label + (", targeted)" if entry.targeted else ")")
 
 
 # -- robustness curve ---------------------------------------------------------------------
 
 
-def robustness_curve(results: Mapping[str, Any]) -> Figure:
+def robustness_curve(results: Evaluation | Mapping[str, Any]) -> Figure:
     """Robust accuracy against eps: one line per attack and norm, the worst case thick.
 
     Every line starts at the clean accuracy at eps 0. Attacks under different norms get
     one panel per norm, since their epsilons are not on the same scale.
     """
-    entries = list(results.get("results") or [])
-    norms = list(dict.fromkeys(str(entry.get("norm")) for entry in entries)) or ["linf"]
+    results = Evaluation.coerce(results)
+    entries = results.results
+    norms = results.norms or ["linf"]
     fig = _figure(4.2 * len(norms) + 0.6, 3.2)
     axes = fig.subplots(1, len(norms), sharey=True, squeeze=False)[0]
-    clean = _number(results.get("clean_accuracy"))
+    clean = _number(results.clean_accuracy)
     for ax, norm in zip(axes, norms, strict=True):
-        _curve_panel(ax, results, [e for e in entries if str(e.get("norm")) == norm], norm, clean)
+        _curve_panel(ax, results, [e for e in entries if e.norm == norm], norm, clean)
     axes[0].set_ylabel("robust accuracy")
     if not entries:
         axes[0].text(
             0.5, 0.5, "no attack results", ha="center", va="center", transform=axes[0].transAxes
         )
-    fig.suptitle(f"{results.get('model', '?')} on {results.get('dataset', '?')}", fontsize=9)
+    fig.suptitle(f"{results.model or '?'} on {results.dataset or '?'}", fontsize=9)
     return fig
 
 
 def _curve_panel(
     ax: Axes,
-    results: Mapping[str, Any],
-    entries: list[Mapping[str, Any]],
+    results: Evaluation,
+    entries: list[AttackEvaluation],
     norm: str,
     clean: float | None,
 ) -> None:
     lines: dict[str, list[tuple[float, float]]] = {}
     for entry in entries:
-        eps, accuracy = _number(entry.get("eps")), _number(entry.get("robust_accuracy"))
+        eps, accuracy = _number(entry.eps), _number(entry.robust_accuracy)
         if eps is not None and accuracy is not None:
             lines.setdefault(series_label(entry), []).append((eps, accuracy))
     for label, points in lines.items():
@@ -112,7 +114,7 @@ def _plot(ax: Axes, points: list[tuple[float, float]], clean: float | None, **st
     ax.plot([p[0] for p in points], [p[1] for p in points], **style)
 
 
-def _worst_points(results: Mapping[str, Any], norm: str) -> list[tuple[float, float]]:
+def _worst_points(results: Evaluation, norm: str) -> list[tuple[float, float]]:
     """The worst-case points that belong to the panel of ``norm``.
 
     ``worst_case`` is keyed by eps only; with several norms an eps goes to the one norm
@@ -120,13 +122,13 @@ def _worst_points(results: Mapping[str, Any], norm: str) -> list[tuple[float, fl
     """
     points = [(eps, _number(acc)) for eps, acc in worst_case_points(results)]
     known = [(eps, acc) for eps, acc in points if acc is not None]
-    if sole_norm(results) is not None or not results.get("results"):
+    if sole_norm(results) is not None or not results.results:
         return known
     ran: dict[float, set[str]] = {}
-    for entry in results.get("results") or []:
-        eps = _number(entry.get("eps"))
+    for entry in results.results:
+        eps = _number(entry.eps)
         if eps is not None:
-            ran.setdefault(eps, set()).add(str(entry.get("norm")))
+            ran.setdefault(eps, set()).add(entry.norm)
     return [(eps, acc) for eps, acc in known if ran.get(eps) == {norm}]
 
 
@@ -207,37 +209,38 @@ def _percent(value: Any) -> str:
 # -- per-class bars -----------------------------------------------------------------------
 
 
-def per_class_series(results: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+def per_class_series(results: Evaluation) -> list[tuple[str, list[Any]]]:
     """Clean accuracy per class, then per attack and norm its run at the largest eps."""
-    names = results.get("class_names") or []
+    names = results.class_names
     series: list[tuple[str, list[Any]]] = []
-    clean = per_class_values(results.get("per_class_clean_accuracy"), names)
+    clean = per_class_values(results.per_class_clean_accuracy, names)
     if clean:
         series.append(("clean", clean))
-    largest: dict[str, Mapping[str, Any]] = {}
-    for entry in results.get("results") or []:
-        eps = _number(entry.get("eps"))
-        if not entry.get("per_class_robust_accuracy") or eps is None:
+    largest: dict[str, AttackEvaluation] = {}
+    for entry in results.results:
+        eps = _number(entry.eps)
+        if not entry.per_class_robust_accuracy or eps is None:
             continue
         key = series_label(entry)
-        if key not in largest or eps > (_number(largest[key].get("eps")) or 0.0):
+        if key not in largest or eps > (_number(largest[key].eps) or 0.0):
             largest[key] = entry
     for key, entry in largest.items():
-        eps = format_eps(_number(entry.get("eps")), str(entry.get("norm")))
-        values = per_class_values(entry["per_class_robust_accuracy"], names)
+        eps = format_eps(_number(entry.eps), entry.norm)
+        values = per_class_values(entry.per_class_robust_accuracy, names)
         series.append((f"{key} eps={eps}", values))
     return series
 
 
-def per_class_bars(results: Mapping[str, Any], *, max_classes: int = 30) -> Figure:
+def per_class_bars(results: Evaluation | Mapping[str, Any], *, max_classes: int = 30) -> Figure:
     """Grouped bars of accuracy per class: clean, and each attack at its largest eps.
 
     With more than ``max_classes`` classes only those with the lowest accuracy under
     the last attack are shown (the title says so).
     """
+    results = Evaluation.coerce(results)
     series = per_class_series(results)
     count = max((len(values) for _, values in series), default=0)
-    names = [str(name) for name in results.get("class_names") or []]
+    names = list(results.class_names)
     names += [str(i) for i in range(len(names), count)]
     classes = list(range(count))
     title = "accuracy per class"

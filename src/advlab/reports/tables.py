@@ -13,7 +13,9 @@ import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from advlab.results import Evaluation, csv_cell
 
 MISSING = "n/a"
 
@@ -97,68 +99,66 @@ class Row:
         return out
 
 
-def attack_name(entry: Mapping[str, Any]) -> str:
+class Named(Protocol):
+    """A result entry of one attack: an AttackEvaluation, DetectionEntry, CellResult..."""
+
+    attack: str
+    key: str
+    norm: str
+
+
+def attack_name(entry: Named | Mapping[str, Any]) -> str:
     """The attack as the table shows it: ``pgd``, or ``pgd[steps=20]`` when configured.
 
     The evaluation's ``key`` (``pgd-linf[steps=20]``) tells two runs of one attack with
     different options apart; the norm has a column of its own, so it is dropped here.
+    (A mapping with the same keys is read too, for callers that hold plain results.)
     """
-    attack, key = str(entry.get("attack")), entry.get("key")
+    if isinstance(entry, Mapping):
+        attack, key, norm = str(entry.get("attack")), entry.get("key"), entry.get("norm")
+    else:
+        attack, key, norm = entry.attack, entry.key, entry.norm
     if not key:
         return attack
-    prefix = f"{attack}-{entry.get('norm')}"
+    prefix = f"{attack}-{norm}"
     return attack + str(key)[len(prefix) :] if str(key).startswith(prefix) else str(key)
 
 
-def per_class_values(value: Any, class_names: Sequence[Any]) -> list[Any]:
-    """Per-class accuracies as a list in class order, from a list or a name -> value dict.
+def per_class_values(value: Mapping[str, Any], class_names: Sequence[Any]) -> list[Any]:
+    """Per-class accuracies as a list in class order, from a class name -> value mapping.
 
-    The dict form lists only the classes present in the sample; the others become None.
+    The evaluation lists only the classes present in the sample; the others become None.
+    A mapping keyed by something else than the class names is taken in its own order.
     """
-    if isinstance(value, Mapping):
-        names = [str(name) for name in class_names]
-        if names and any(name in value for name in names):
-            return [value.get(name) for name in names]
-        return list(value.values())
-    return list(value or [])
+    names = [str(name) for name in class_names]
+    if names and any(name in value for name in names):
+        return [value.get(name) for name in names]
+    return list(value.values())
 
 
-def sole_norm(results: Mapping[str, Any]) -> str | None:
+def sole_norm(results: Evaluation) -> str | None:
     """The norm every attack used, or None when they differ (or there are none)."""
-    norms = {str(entry.get("norm")) for entry in results.get("results") or []}
-    return norms.pop() if len(norms) == 1 else None
+    norms = results.norms
+    return norms[0] if len(norms) == 1 else None
 
 
-def worst_case_points(results: Mapping[str, Any]) -> list[tuple[float, Any]]:
-    """``worst_case`` as (eps, robust accuracy) sorted by eps, skipping unreadable keys."""
-    points = []
-    for key, value in (results.get("worst_case") or {}).items():
-        try:
-            points.append((float(key), value))
-        except (TypeError, ValueError):
-            continue
-    return sorted(points, key=lambda point: point[0])
+def worst_case_points(results: Evaluation) -> list[tuple[float, float]]:
+    """``worst_case`` as (eps, robust accuracy) sorted by eps."""
+    return sorted(results.worst_case.items())
 
 
-def table_rows(results: Mapping[str, Any]) -> list[Row]:
+def table_rows(results: Evaluation) -> list[Row]:
     """Clean row, one row per attack entry (in the given order), worst-case rows."""
     rows = [
-        Row(
-            "clean",
-            {"attack": "clean", "eps": 0.0, "robust_accuracy": results.get("clean_accuracy")},
-        )
+        Row("clean", {"attack": "clean", "eps": 0.0, "robust_accuracy": results.clean_accuracy})
     ]
-    for entry in results.get("results") or []:
-        values = {column.key: entry.get(column.key) for column in COLUMNS}
+    for entry in results.results:
+        values = {column.key: getattr(entry, column.key) for column in COLUMNS}
         rows.append(Row("attack", {**values, "attack": attack_name(entry)}))
     norm = sole_norm(results)
     for eps, accuracy in worst_case_points(results):
-        rows.append(
-            Row(
-                "worst",
-                {"attack": "worst case", "norm": norm, "eps": eps, "robust_accuracy": accuracy},
-            )
-        )
+        values = {"attack": "worst case", "norm": norm, "eps": eps, "robust_accuracy": accuracy}
+        rows.append(Row("worst", values))
     return rows
 
 
@@ -167,8 +167,9 @@ def _markdown_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
 
 
-def results_table_markdown(results: Mapping[str, Any]) -> str:
+def results_table_markdown(results: Evaluation | Mapping[str, Any]) -> str:
     """The results table as GitHub-flavoured Markdown, accuracies as percentages."""
+    results = Evaluation.coerce(results)
     lines = [
         _markdown_line([column.header for column in COLUMNS]),
         _markdown_line(["---"] + ["---:"] * (len(COLUMNS) - 1)),
@@ -184,29 +185,16 @@ def _markdown_line(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def results_table_csv(results: Mapping[str, Any]) -> str:
+def results_table_csv(results: Evaluation | Mapping[str, Any]) -> str:
     """The results table as CSV with raw values (fractions, not percentages; empty = none).
 
     The header uses the results.json key names so that a spreadsheet and a script read
     the same columns.
     """
+    results = Evaluation.coerce(results)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(column.key for column in COLUMNS)
     for row in table_rows(results):
-        writer.writerow(_csv_value(row.values.get(column.key)) for column in COLUMNS)
+        writer.writerow(csv_cell(row.values.get(column.key)) for column in COLUMNS)
     return buffer.getvalue()
-
-
-def _csv_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)  # shortest text that reads back as the same float
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    # Spreadsheets run cells that start with = + - @ as formulas (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

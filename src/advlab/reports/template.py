@@ -8,14 +8,19 @@ signs its page the same way, so that is done here once.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 import advlab
 from advlab.errors import check
+from advlab.reports.figures import figure_to_png_bytes
 
 STYLE = """
 :root { --ink: #1d2430; --muted: #5c6675; --line: #d9dee6; --band: #f4f6f9;
@@ -84,13 +89,38 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def report_path(results: Any, path: str | Path, holds: str, name: str = "report.html") -> Path:
-    """``path`` as a file path, once ``results`` is a mapping (the content of the file
-    ``holds`` names) and ``path`` is not a folder (``name``: the file name to suggest)."""
-    check(isinstance(results, Mapping), f"results must be a dict such as {holds} holds")
+def report_path(path: str | Path, name: str = "report.html") -> Path:
+    """``path`` as a file path, once it is not a folder (``name``: the file to suggest)."""
     path = Path(path).expanduser()
     check(not path.is_dir(), f"{path} is a folder: give a file name such as {path}/{name}")
     return path
+
+
+def img(figure: Figure, alt: str) -> str:
+    """``figure`` as an ``<img>`` holding its PNG as a data URI (nothing outside the file)."""
+    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
+
+
+def cards(items: Iterable[tuple[str, str]]) -> str:
+    """``<div class="cards">``: one card per ``(label, value)``, the value large."""
+    inner = "".join(
+        f'<div class="card"><div class="value">{esc(value)}</div>'
+        f'<div class="label">{esc(label)}</div></div>'
+        for label, value in items
+    )
+    return f'<div class="cards">{inner}</div>'
+
+
+def json_details(value: Any, summary: str = "Configuration as JSON") -> str:
+    """A folded ``<details>`` showing ``value`` as indented JSON."""
+    dumped = json.dumps(value, indent=2, default=str)
+    return f"<details><summary>{esc(summary)}</summary><pre>{esc(dumped)}</pre></details>"
+
+
+def run_section(fields: Iterable[tuple[str, Any]], before: str = "") -> str:
+    """``<section id="run">``: ``before`` (e.g. cards), then the run's facts as a table."""
+    return f'<section id="run"><h2>Run</h2>{before}{meta_table(fields)}</section>'
 
 
 def write_page(path: Path, title: str, sections: Sequence[str]) -> str:
@@ -100,5 +130,8 @@ def write_page(path: Path, title: str, sections: Sequence[str]) -> str:
     body = "\n".join([f"<h1>{esc(title)}</h1>", *sections, footer])
     path.parent.mkdir(parents=True, exist_ok=True)
     text = page(esc(title), body)
-    path.write_text(text, encoding="utf-8")
+    # Through a temporary file: a page rewritten while open (training) is never half there.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
     return text

@@ -19,41 +19,43 @@ from matplotlib.figure import Figure
 
 from advlab.errors import check
 from advlab.reports.figures import DPI, save_figure
-from advlab.reports.html import _img
 from advlab.reports.tables import format_eps, format_percent
-from advlab.reports.template import esc, meta_table, report_path, write_page
+from advlab.reports.template import (
+    esc,
+    img,
+    json_details,
+    report_path,
+    run_section,
+    write_page,
+)
+from advlab.results import TransferCell, TransferMatrix
 
 _FONT = 8
+Results = TransferMatrix | Mapping[str, Any]
 
 
-def transfer_runs(results: Mapping[str, Any]) -> list[tuple[str, str, float]]:
+def transfer_runs(results: Results) -> list[tuple[str, str, float]]:
     """The (attack key, norm, eps) of every matrix, in the order they were run."""
-    runs: dict[tuple[str, str, float], None] = {}
-    for cell in results.get("cells") or []:
-        runs[(str(cell.get("key")), str(cell.get("norm")), float(cell.get("eps", 0.0)))] = None
-    return list(runs)
+    return TransferMatrix.coerce(results).runs()
 
 
 def transfer_grid(
-    results: Mapping[str, Any], key: str, eps: float, value: str = "success_rate"
-) -> tuple[list[str], list[str], list[list[Mapping[str, Any] | None]]]:
+    results: Results, key: str, eps: float
+) -> tuple[list[str], list[str], list[list[TransferCell | None]]]:
     """Sources, targets and the cells of one (attack key, eps) as rows x columns."""
-    sources = [str(name) for name in results.get("sources") or []]
-    targets = [str(name) for name in results.get("targets") or []]
-    found = {
-        (str(c.get("source")), str(c.get("target"))): c
-        for c in results.get("cells") or []
-        if str(c.get("key")) == key and float(c.get("eps", -1.0)) == eps
-    }
-    return sources, targets, [[found.get((s, t)) for t in targets] for s in sources]
+    results = TransferMatrix.coerce(results)
+    found = {(c.source, c.target): c for c in results.cells if c.key == key and c.eps == eps}
+    grid = [[found.get((s, t)) for t in results.targets] for s in results.sources]
+    return list(results.sources), list(results.targets), grid
 
 
-def transfer_heatmap(results: Mapping[str, Any], key: str, eps: float) -> Figure:
+def transfer_heatmap(results: Results, key: str, eps: float) -> Figure:
     """Attack success rate from each source (rows) to each target (columns).
 
     Each cell reads the rate and, below it, the number of images both models classify
     correctly that it is counted over; the diagonal (white box) is framed.
     """
+    results = TransferMatrix.coerce(results)
     sources, targets, grid = transfer_grid(results, key, eps)
     check(bool(sources and targets), "the transfer results hold no sources or targets")
     rates = np.array([[_rate(cell) for cell in row] for row in grid], dtype=np.float64).reshape(
@@ -71,7 +73,7 @@ def transfer_heatmap(results: Mapping[str, Any], key: str, eps: float) -> Figure
             rate = rates[i, j]
             text = "n/a" if cell is None or np.isnan(rate) else f"{100 * rate:.1f}%"
             if cell is not None:
-                text += f"\nn={cell.get('n_both_correct', '?')}"
+                text += f"\nn={cell.n_both_correct}"
             ax.text(j, i, text, ha="center", va="center", fontsize=_FONT,
                     color="white" if rate > 0.6 else "black")  # fmt: skip
             if sources[i] == targets[j]:
@@ -89,26 +91,28 @@ def transfer_heatmap(results: Mapping[str, Any], key: str, eps: float) -> Figure
     return fig
 
 
-def save_transfer_heatmaps(results: Mapping[str, Any], folder: str | Path) -> list[Path]:
+def save_transfer_heatmaps(results: Results, folder: str | Path) -> list[Path]:
     """One PNG heatmap per (attack, eps) in ``folder``; returns the paths written."""
+    results = TransferMatrix.coerce(results)
     paths = []
-    for key, norm, eps in transfer_runs(results):
+    for key, norm, eps in results.runs():
         name = f"transfer-{_slug(key)}-eps{_slug(format_eps(eps, norm))}.png"
         paths.append(save_figure(transfer_heatmap(results, key, eps), Path(folder) / name))
     return paths
 
 
-def transfer_section(results: Mapping[str, Any]) -> str:
+def transfer_section(results: Results) -> str:
     """An HTML ``<section id="transfer">``: models, then per (attack, eps) a heatmap and a
     table of success rates and the targets' accuracy under the transferred examples."""
+    results = TransferMatrix.coerce(results)
     parts = ['<section id="transfer"><h2>Transferability</h2>', _models_table(results)]
-    runs = transfer_runs(results)
+    runs = results.runs()
     if not runs:
         parts.append('<p class="muted">No transfer results were recorded.</p>')
     for key, norm, eps in runs:
         title = f"{key} eps={format_eps(eps, norm)}"
         parts.append(f"<h3>{esc(title)}</h3>")
-        parts.append(f"<figure>{_img(transfer_heatmap(results, key, eps), title)}</figure>")
+        parts.append(f"<figure>{img(transfer_heatmap(results, key, eps), title)}</figure>")
         parts.append(_matrix_table(results, key, eps))
     note = (
         "Rows: the model the examples were crafted on; columns: the model they were shown "
@@ -121,35 +125,34 @@ def transfer_section(results: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def write_transfer_report(
-    results: Mapping[str, Any], path: str | Path, *, title: str | None = None
-) -> Path:
-    """A self-contained HTML page of ``results`` (transfer.json content) at ``path``."""
-    path = report_path(results, path, "transfer.json", "transfer.html")
-    title = title or f"advlab transfer report on {results.get('dataset', '?')}"
+def write_transfer_report(results: Results, path: str | Path, *, title: str | None = None) -> Path:
+    """A self-contained HTML page of ``results`` (a :class:`~advlab.results.TransferMatrix`
+    or the transfer.json content) at ``path``."""
+    results = TransferMatrix.coerce(results)
+    path = report_path(path, "transfer.html")
+    title = title or f"advlab transfer report on {results.dataset or '?'}"
     fields = [
-        ("Data set", f"{results.get('dataset', 'n/a')} ({results.get('split', 'n/a')})"),
-        ("Images (n)", results.get("n", "n/a")),
-        ("Seed", results.get("seed", "n/a")),
-        ("Batch size", results.get("batch_size", "n/a")),
-        ("Device", results.get("device", "n/a")),
-        ("Complete", "yes" if results.get("complete") else "no (partial results)"),
-        ("Total time", f"{float(results.get('seconds') or 0.0):.1f} s"),
-        ("advlab version", results.get("advlab_version", "n/a")),
+        ("Data set", f"{results.dataset} ({results.split})"),
+        ("Images (n)", results.n),
+        ("Seed", results.seed),
+        ("Batch size", results.batch_size),
+        ("Device", results.device),
+        ("Complete", "yes" if results.complete else "no (partial results)"),
+        ("Total time", f"{results.seconds or 0.0:.1f} s"),
+        ("advlab version", results.advlab_version),
     ]
     attack_rows = "".join(
         f'<tr><td class="text">{esc(a.get("key"))}</td>'
         f'<td class="wrap">{esc(json.dumps(a.get("config"), default=str))}</td></tr>'
-        for a in results.get("attacks") or []
+        for a in results.attacks
     )
-    dumped = json.dumps(results.get("config") or {}, indent=2, default=str)
     write_page(path, title, [
-        '<section id="run"><h2>Run</h2>' + meta_table(fields) + "</section>",
+        run_section(fields),
         transfer_section(results),
         '<section id="settings"><h2>Settings</h2><div class="scroll"><table>'
         '<tr><th class="text">Attack</th><th class="text">Configuration per eps</th></tr>'
-        f"{attack_rows}</table></div><details><summary>Run configuration as JSON</summary>"
-        f"<pre>{esc(dumped)}</pre></details></section>",
+        f"{attack_rows}</table></div>{json_details(results.config, 'Run configuration as JSON')}"
+        "</section>",
     ])  # fmt: skip
     return path
 
@@ -157,18 +160,16 @@ def write_transfer_report(
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _models_table(results: Mapping[str, Any]) -> str:
-    models = results.get("models") or {}
-    roles: dict[str, list[str]] = {str(name): [] for name in models}
-    for role in ("sources", "targets"):
-        for name in results.get(role) or []:
-            roles.setdefault(str(name), []).append(role[:-1])
+def _models_table(results: TransferMatrix) -> str:
+    roles: dict[str, list[str]] = {name: [] for name in results.models}
+    for role, names in (("source", results.sources), ("target", results.targets)):
+        for name in names:
+            roles.setdefault(name, []).append(role)
     rows = "".join(
         f'<tr><td class="text">{esc(name)}</td><td class="text">{esc(", ".join(roles[name]))}'
         f"</td><td>{esc(format_percent(info.get('clean_accuracy')))}</td>"
         f'<td class="wrap">{esc(info.get("weights_sha256", "n/a"))}</td></tr>'
-        for name, info in models.items()
-        if isinstance(info, Mapping)
+        for name, info in results.models.items()
     )
     return (
         '<div class="scroll"><table><tr><th class="text">Model</th><th class="text">Role</th>'
@@ -176,7 +177,7 @@ def _models_table(results: Mapping[str, Any]) -> str:
     )
 
 
-def _matrix_table(results: Mapping[str, Any], key: str, eps: float) -> str:
+def _matrix_table(results: TransferMatrix, key: str, eps: float) -> str:
     sources, targets, grid = transfer_grid(results, key, eps)
     head = '<th class="text">source \\ target</th>' + "".join(
         f"<th>{esc(name)}</th>" for name in targets
@@ -188,19 +189,19 @@ def _matrix_table(results: Mapping[str, Any], key: str, eps: float) -> str:
     return f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
-def _matrix_cell(cell: Mapping[str, Any] | None) -> str:
+def _matrix_cell(cell: TransferCell | None) -> str:
     if cell is None:
         return "<td>n/a</td>"
     text = (
-        f"{format_percent(cell.get('success_rate'), 1)} (n={cell.get('n_both_correct')}), "
-        f"acc. {format_percent(cell.get('target_adversarial_accuracy'), 1)}"
+        f"{format_percent(cell.success_rate, 1)} (n={cell.n_both_correct}), "
+        f"acc. {format_percent(cell.target_adversarial_accuracy, 1)}"
     )
-    style = ' style="font-weight:600"' if cell.get("white_box") else ""
+    style = ' style="font-weight:600"' if cell.white_box else ""
     return f"<td{style}>{esc(text)}</td>"
 
 
-def _rate(cell: Mapping[str, Any] | None) -> float:
-    value = None if cell is None else cell.get("success_rate")
+def _rate(cell: TransferCell | None) -> float:
+    value = None if cell is None else cell.success_rate
     return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
@@ -210,11 +211,8 @@ def _frame(x: int, y: int) -> Any:
     return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.5)
 
 
-def _norm_of(results: Mapping[str, Any], key: str) -> str:
-    for cell in results.get("cells") or []:
-        if str(cell.get("key")) == key:
-            return str(cell.get("norm"))
-    return ""
+def _norm_of(results: TransferMatrix, key: str) -> str:
+    return next((cell.norm for cell in results.cells if cell.key == key), "")
 
 
 def _short(name: str, width: int = 22) -> str:

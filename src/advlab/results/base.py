@@ -81,7 +81,21 @@ def build(cls: type[_T], data: Mapping[str, Any], what: str, **parsed: Any) -> _
 
 class JsonResult:
     """``to_json`` / ``from_json`` / ``write_json`` / ``read_json`` on top of a class's
-    ``to_dict`` and ``from_dict``."""
+    ``to_dict`` and ``from_dict``; ``FILE`` names the file it is the content of."""
+
+    FILE = "a results file"
+
+    @classmethod
+    def coerce(cls: type[_T], value: Any) -> _T:
+        """``value`` as this class: itself, or read from a mapping (the file's content)
+        or from an object with a ``to_dict`` (the same result from another module)."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping) and callable(getattr(value, "to_dict", None)):
+            value = value.to_dict()
+        holds = getattr(cls, "FILE", "a results file")
+        check(isinstance(value, Mapping), f"results must be a dict such as {holds} holds")
+        return cls.from_dict(value)  # type: ignore[attr-defined, no-any-return]
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -160,6 +160,8 @@ class DefenseComparison(JsonResult):
     enough clean accuracy and lowered the success rate of every attack).
     """
 
+    FILE = "defend.json"
+
     run_id: str
     model: str
     dataset: str

@@ -82,6 +82,8 @@ class DetectionEntry:
 class DetectionEvaluation(JsonResult):
     """A finished detection evaluation; :meth:`to_dict` is the detection.json content."""
 
+    FILE = "detection.json"
+
     model: str
     weights_sha256: str
     dataset: str

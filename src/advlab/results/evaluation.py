@@ -99,6 +99,8 @@ class Evaluation(JsonResult):
     written as the last key of results.json. ``examples`` are not part of the file.
     """
 
+    FILE = "results.json"
+
     run_id: str
     model: str
     dataset: str

@@ -72,6 +72,8 @@ class TrainingSummary(JsonResult):
     read (None where missing).
     """
 
+    FILE = "last.json"
+
     name: str
     architecture: str
     arch_kwargs: dict[str, Any]

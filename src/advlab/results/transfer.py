@@ -74,6 +74,8 @@ class TransferMatrix(JsonResult):
     ``complete`` is False in the snapshots written while work remains.
     """
 
+    FILE = "transfer.json"
+
     dataset: str
     split: str
     n: int

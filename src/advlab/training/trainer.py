@@ -35,7 +35,7 @@ from advlab.models import (
 )
 from advlab.training.config import RESUME_FREE_FIELDS, TrainConfig, load_config
 from advlab.training.data import TrainData, augment_batch, prepare_data
-from advlab.training.report import write_training_report
+from advlab.reports.training import write_training_report
 from advlab.training.schedule import learning_rate
 from advlab.training.state import load_state, restore_rng, rng_states, save_state, write_history
 from advlab.training.steps import (

@@ -8,20 +8,17 @@ results.json can come from anyone.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from advlab.reports.blackbox import blackbox_entries, blackbox_section
+from advlab.reports.defense import defense_section
 from advlab.reports.example import Example
 from advlab.reports.figures import (
     example_grid,
-    figure_to_png_bytes,
     per_class_bars,
     per_class_series,
     robustness_curve,
@@ -37,7 +34,18 @@ from advlab.reports.tables import (
     table_rows,
     worst_case_points,
 )
-from advlab.reports.template import esc, meta_table, now, report_path, write_page
+from advlab.reports.template import (
+    cards,
+    esc,
+    img,
+    json_details,
+    meta_table,
+    now,
+    report_path,
+    run_section,
+    write_page,
+)
+from advlab.results import AttackEvaluation, Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +60,22 @@ SECTIONS = (
 
 
 def write_html_report(
-    results: Mapping[str, Any],
+    results: Evaluation | Mapping[str, Any],
     examples: Mapping[Any, Example | Mapping[str, Any]] | None,
     path: str | Path,
     *,
     title: str | None = None,
 ) -> Path:
-    """Write the report of ``results`` (results.json content) and ``examples`` to ``path``.
+    """Write the report of ``results`` (an :class:`~advlab.results.Evaluation` or the
+    results.json content) and ``examples`` to ``path``.
 
     ``examples`` maps a key such as ``"pgd/linf/eps=0.1"`` or ``("pgd-linf", 0.1)`` to an
     :class:`Example` (or a mapping with its fields); it may be empty. Per-class accuracies
     may be lists in class order or dicts keyed by class name. Returns the path written.
     """
-    path = report_path(results, path, "results.json")
-    title = title or f"advlab report: {results.get('model', '?')} on {results.get('dataset', '?')}"
+    results = Evaluation.coerce(results)
+    path = report_path(path)
+    title = title or f"advlab report: {results.model or '?'} on {results.dataset or '?'}"
     text = write_page(
         path,
         title,
@@ -74,10 +84,12 @@ def write_html_report(
             _run_section(results),
             _settings_section(results),
             _results_section(results),
-            _defense_section(results),
+            ""
+            if results.defense_comparison is None
+            else defense_section(results.defense_comparison),
             blackbox_section(results),
             _curve_section(results),
-            _examples_section(examples or {}, results.get("class_names") or []),
+            _examples_section(examples or {}, results.class_names),
             _per_class_section(results),
         ],
     )
@@ -88,7 +100,7 @@ def write_html_report(
 # -- sections -----------------------------------------------------------------------------
 
 
-def _nav(results: Mapping[str, Any]) -> str:
+def _nav(results: Evaluation) -> str:
     sections = list(SECTIONS)
     if blackbox_entries(results):
         sections.insert(3, ("blackbox", "Black-box"))
@@ -96,52 +108,44 @@ def _nav(results: Mapping[str, Any]) -> str:
     return f"<nav>{links}</nav>"
 
 
-def _run_section(results: Mapping[str, Any]) -> str:
-    split = results.get("split")
-    dataset = results.get("dataset", "n/a")
+def _run_section(results: Evaluation) -> str:
     fields = [
-        ("Model", results.get("model", "n/a")),
-        ("Data set", f"{dataset} ({split})" if split else dataset),
-        ("Images (n)", results.get("n", "n/a")),
-        ("Seed", results.get("seed", "n/a")),
-        ("Device", results.get("device", "n/a")),
-        ("Date", results.get("date") or now()),
-        ("advlab version", results.get("advlab_version", "n/a")),
-        ("Run id", results.get("run_id", "n/a")),
-        ("Weights SHA-256", results.get("weights_sha256") or "n/a"),
-        ("Total time", _seconds(results.get("seconds"))),
+        ("Model", results.model or "n/a"),
+        ("Data set", f"{results.dataset} ({results.split})" if results.split else results.dataset),
+        ("Images (n)", results.n),
+        ("Seed", results.seed),
+        ("Device", results.device or "n/a"),
+        ("Date", now()),
+        ("advlab version", results.advlab_version or "n/a"),
+        ("Run id", results.run_id or "n/a"),
+        ("Weights SHA-256", results.weights_sha256 or "n/a"),
+        ("Total time", _seconds(results.seconds)),
     ]
-    return f'<section id="run"><h2>Run</h2>{_cards(results)}{meta_table(fields)}</section>'
+    return run_section(fields, before=_cards(results))
 
 
-def _cards(results: Mapping[str, Any]) -> str:
-    cards = [("clean accuracy", format_percent(results.get("clean_accuracy")))]
+def _cards(results: Evaluation) -> str:
+    items = [("clean accuracy", format_percent(results.clean_accuracy))]
     worst = worst_case_points(results)
     if worst:
         eps, accuracy = worst[-1]
-        cards.append(
-            (f"worst-case robust accuracy, eps {_eps(results, eps)}", format_percent(accuracy))
-        )
-    cards.append(("attack runs", str(len(results.get("results") or []))))
-    inner = "".join(
-        f'<div class="card"><div class="value">{esc(value)}</div>'
-        f'<div class="label">{esc(label)}</div></div>'
-        for label, value in cards
-    )
-    return f'<div class="cards">{inner}</div>'
+        label = f"worst-case robust accuracy, eps {format_eps(eps, sole_norm(results) or '')}"
+        items.append((label, format_percent(accuracy)))
+    items.append(("attack runs", str(len(results.results))))
+    return cards(items)
 
 
-def _settings_section(results: Mapping[str, Any]) -> str:
-    config = results.get("config") or {}
+def _settings_section(results: Evaluation) -> str:
+    config = results.config
     parts = ['<section id="settings"><h2>Settings</h2>']
-    if isinstance(config, Mapping) and config:
+    if config:
         parts.append(meta_table(_flatten(config)))
     else:
         parts.append('<p class="muted">No run configuration was recorded.</p>')
     attack_rows = [
-        (f"{series_label(e)} eps={_eps_entry(e)}", _compact(e.get("config")))
-        for e in results.get("results") or []
-        if e.get("config")
+        (f"{series_label(e)} eps={_eps_entry(e)}", _compact(e.config))
+        for e in results.results
+        if e.config
     ]
     if attack_rows:
         parts.append("<h3>Attack settings</h3>")
@@ -154,15 +158,12 @@ def _settings_section(results: Mapping[str, Any]) -> str:
             f'<th class="text">Settings</th></tr>{rows}</table></div>'
         )
     if config:
-        dumped = json.dumps(config, indent=2, default=str)
-        parts.append(
-            f"<details><summary>Configuration as JSON</summary><pre>{esc(dumped)}</pre></details>"
-        )
+        parts.append(json_details(config))
     parts.append("</section>")
     return "".join(parts)
 
 
-def _results_section(results: Mapping[str, Any]) -> str:
+def _results_section(results: Evaluation) -> str:
     head = "".join(f"<th{_align(c.key)}>{esc(c.header)}</th>" for c in COLUMNS)
     body = []
     for row in table_rows(results):
@@ -184,18 +185,8 @@ def _results_section(results: Mapping[str, Any]) -> str:
     )
 
 
-def _defense_section(results: Mapping[str, Any]) -> str:
-    """Plain vs adaptive attacks and the masking checks, when run with a defense."""
-    comparison = results.get("defense_comparison")
-    if not isinstance(comparison, Mapping):
-        return ""
-    from advlab.reports.defense import defense_section  # it imports this module
-
-    return defense_section(comparison)
-
-
-def _curve_section(results: Mapping[str, Any]) -> str:
-    image = _img(robustness_curve(results), "robust accuracy against eps")
+def _curve_section(results: Evaluation) -> str:
+    image = img(robustness_curve(results), "robust accuracy against eps")
     caption = "Robust accuracy against eps; the thick black line is the per-image worst case."
     return (
         f'<section id="curve"><h2>Robustness curve</h2><figure>{image}'
@@ -213,7 +204,7 @@ def _examples_section(
     for key, example in examples.items():
         figure = example_grid(example, names)
         name = _example_name(key)
-        parts.append(f"<h3>{esc(name)}</h3><figure>{_img(figure, f'examples of {name}')}</figure>")
+        parts.append(f"<h3>{esc(name)}</h3><figure>{img(figure, f'examples of {name}')}</figure>")
     parts.append(
         '<p class="muted">Rows: clean image (true label, prediction, confidence), '
         "adversarial image (prediction, confidence; red when wrong), perturbation amplified "
@@ -222,22 +213,22 @@ def _examples_section(
     return "".join(parts)
 
 
-def _per_class_section(results: Mapping[str, Any]) -> str:
+def _per_class_section(results: Evaluation) -> str:
     series = per_class_series(results)
     parts = ['<section id="per-class"><h2>Per class</h2>']
     if not series:
         parts.append('<p class="muted">No per-class accuracies were recorded.</p></section>')
         return "".join(parts)
-    parts.append(f"<figure>{_img(per_class_bars(results), 'accuracy per class')}</figure>")
+    parts.append(f"<figure>{img(per_class_bars(results), 'accuracy per class')}</figure>")
     # The table holds every run, not only the largest eps shown in the figure.
-    names = [str(name) for name in results.get("class_names") or []]
-    columns = [("clean", per_class_values(results.get("per_class_clean_accuracy"), names))]
+    names = results.class_names
+    columns = [("clean", per_class_values(results.per_class_clean_accuracy, names))]
     columns += [
         (
             f"{series_label(e)} eps={_eps_entry(e)}",
-            per_class_values(e.get("per_class_robust_accuracy"), names),
+            per_class_values(e.per_class_robust_accuracy, names),
         )
-        for e in results.get("results") or []
+        for e in results.results
     ]
     count = max(len(values) for _, values in columns)
     head = '<th class="text">Class</th>' + "".join(f"<th>{esc(label)}</th>" for label, _ in columns)
@@ -255,11 +246,6 @@ def _per_class_section(results: Mapping[str, Any]) -> str:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def _img(figure: Figure, alt: str) -> str:
-    data = base64.b64encode(figure_to_png_bytes(figure)).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{esc(alt)}">'
 
 
 def _align(key: str) -> str:
@@ -281,9 +267,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, value if isinstance(value, str) else json.dumps(value, default=str))]
 
 
-def _compact(config: Any) -> str:
-    if not isinstance(config, Mapping):
-        return str(config)
+def _compact(config: Mapping[str, Any]) -> str:
     return ", ".join(
         f"{key}={value if isinstance(value, str) else json.dumps(value, default=str)}"
         for key, value in config.items()
@@ -297,12 +281,8 @@ def _example_name(key: Any) -> str:
     return str(key)
 
 
-def _eps_entry(entry: Mapping[str, Any]) -> str:
-    return format_eps(entry.get("eps"), str(entry.get("norm") or ""))
-
-
-def _eps(results: Mapping[str, Any], eps: float) -> str:
-    return format_eps(eps, sole_norm(results) or "")
+def _eps_entry(entry: AttackEvaluation) -> str:
+    return format_eps(entry.eps, entry.norm)
 
 
 def _seconds(value: Any) -> str:

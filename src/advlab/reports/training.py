@@ -6,17 +6,16 @@ current report beside its checkpoints.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from advlab.reports.figures import figure_to_png_bytes
-from advlab.reports.html import esc
-from advlab.reports.template import page
+from advlab.reports.template import esc, img, write_page
+from advlab.results import TrainingEpoch, history_from_list
 from advlab.training.config import TrainConfig
 
 REPORT_FILE = "report.html"
@@ -33,17 +32,16 @@ _COLUMNS = (
 )
 
 
-def accuracy_figure(history: Sequence[Mapping[str, float]]) -> Figure:
+def accuracy_figure(history: Sequence[TrainingEpoch]) -> Figure:
     """Train, clean validation and robust validation accuracy against the epoch."""
     fig = Figure(figsize=(6.0, 3.2), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     epochs = [record["epoch"] for record in history]
     ax.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (on its inputs)")
     ax.plot(epochs, [r["val_accuracy"] for r in history], "s-", label="clean validation")
-    if any("val_robust_accuracy" in r for r in history):
-        robust = [r for r in history if "val_robust_accuracy" in r]
-        ax.plot([r["epoch"] for r in robust], [r["val_robust_accuracy"] for r in robust], "^-",
-                label="robust validation (PGD)")  # fmt: skip
+    robust = [(r["epoch"], r["val_robust_accuracy"]) for r in history if "val_robust_accuracy" in r]
+    if robust:
+        ax.plot(*zip(*robust, strict=True), "^-", label="robust validation (PGD)")
     for record in history:
         if record.get("catastrophic_overfitting"):
             ax.axvline(record["epoch"], color="#c0392b", linestyle="--", linewidth=1)
@@ -56,23 +54,28 @@ def accuracy_figure(history: Sequence[Mapping[str, float]]) -> Figure:
 
 
 def write_training_report(
-    out_dir: Path, config: TrainConfig, history: Sequence[Mapping[str, float]], stopped: str | None
+    out_dir: Path,
+    config: TrainConfig,
+    history: Sequence[TrainingEpoch | Mapping[str, Any]],
+    stopped: str | None,
 ) -> Path:
-    columns = [c for c in _COLUMNS if any(c[0] in record for record in history)]
+    """Write ``out_dir/report.html`` for a training run with ``history`` (history.json's
+    records) so far; ``stopped`` says why it ended early, if it did."""
+    records = history_from_list(history)
+    columns = [c for c in _COLUMNS if any(c[0] in record for record in records)]
     head = "".join(f"<th>{esc(title)}</th>" for _, title, _ in columns)
     rows = []
-    for record in history:
+    for record in records:
         style = ' class="worst"' if record.get("catastrophic_overfitting") else ""
         cells = "".join(
-            f"<td>{esc(fmt.format(record[key])) if key in record else ''}</td>"
+            f"<td>{esc(fmt.format(record[key])) if key in record else ''}</td>"  # type: ignore[literal-required]
             for key, _, fmt in columns
         )
         rows.append(f"<tr{style}>{cells}</tr>")
-    figure = base64.b64encode(figure_to_png_bytes(accuracy_figure(history))).decode("ascii")
     notes = []
     if stopped:
         notes.append(f"<p><strong>Stopped early:</strong> {esc(stopped)}</p>")
-    if any(record.get("catastrophic_overfitting") for record in history):
+    if any(record.get("catastrophic_overfitting") for record in records):
         notes.append(
             '<p style="color:#c0392b"><strong>Catastrophic overfitting detected</strong> '
             "(highlighted rows): robust accuracy collapsed while training went on. The best "
@@ -83,21 +86,17 @@ def write_training_report(
         notes.append(
             f"<p class='muted'>Robust validation: PGD-{adversarial.val_steps} at eps "
             f"{adversarial.validation_eps:g} ({adversarial.norm}) on {adversarial.val_n} "
-            "held-out images, "
-            "the same random starts every epoch.</p>"
+            "held-out images, the same random starts every epoch.</p>"
         )
     settings = esc(json.dumps(config.model_dump(mode="json"), indent=2, default=str))
-    body = (
-        f"<h1>Training run {esc(config.run_name)}</h1>"
+    figure = img(accuracy_figure(records), "accuracy per epoch")
+    sections = [
         f"<p class='muted'>{esc(config.model)} on {esc(config.dataset_name)}, "
-        f"{len(history)} of {config.epochs} epochs</p>{''.join(notes)}"
-        f"<h2>Accuracy per epoch</h2><figure><img src='data:image/png;base64,{figure}' "
-        "alt='accuracy per epoch'></figure>"
-        f"<div class='scroll'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
-        f"<h2>Configuration</h2><pre>{settings}</pre>"
-    )
+        f"{len(records)} of {config.epochs} epochs</p>{''.join(notes)}",
+        f"<h2>Accuracy per epoch</h2><figure>{figure}</figure>"
+        f"<div class='scroll'><table><tr>{head}</tr>{''.join(rows)}</table></div>",
+        f"<h2>Configuration</h2><pre>{settings}</pre>",
+    ]
     path = out_dir / REPORT_FILE
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page(f"advlab training: {esc(config.run_name)}", body), encoding="utf-8")
-    tmp.replace(path)
+    write_page(path, f"Training run {config.run_name}", sections)
     return path
