@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from advlab.reports.template import esc, img, write_page
 from advlab.results import TrainingEpoch, history_from_list
-from advlab.training.config import TrainConfig
+
+if TYPE_CHECKING:  # only its attributes are read: no import of training at run time
+    from advlab.training.config import TrainConfig
 
 REPORT_FILE = "report.html"
 
