@@ -225,9 +225,8 @@ def per_class_series(results: Evaluation) -> list[tuple[str, list[Any]]]:
         if key not in largest or eps > (_number(largest[key].eps) or 0.0):
             largest[key] = entry
     for key, entry in largest.items():
-        eps = format_eps(_number(entry.eps), entry.norm)
         values = per_class_values(entry.per_class_robust_accuracy, names)
-        series.append((f"{key} eps={eps}", values))
+        series.append((f"{key} eps={format_eps(_number(entry.eps), entry.norm)}", values))
     return series
 
 

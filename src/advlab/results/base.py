@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, cast, get_args, get_origin
 
 from advlab.errors import check
 
@@ -26,7 +26,7 @@ _T = TypeVar("_T")
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: Any) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -51,7 +51,7 @@ def blank(hint: Any) -> Any:
 def mapping(data: Any, what: str) -> Mapping[str, Any]:
     """``data`` itself, once it is a mapping (``what`` names it in the error)."""
     check(isinstance(data, Mapping), f"{what} must be a JSON object, got {type(data).__name__}")
-    return data
+    return cast(Mapping[str, Any], data)
 
 
 def records(data: Mapping[str, Any], key: str, what: str) -> list[Mapping[str, Any]]:
@@ -65,7 +65,8 @@ def build(cls: type[_T], data: Mapping[str, Any], what: str, **parsed: Any) -> _
     """An instance of the dataclass ``cls`` from ``data``; ``parsed`` holds the fields
     already converted (nested records). Keys ``cls`` does not know are ignored."""
     data = mapping(data, what)
-    hints, values = _hints(cls), {}
+    hints: dict[str, Any] = _hints(cast(Any, cls))
+    values: dict[str, Any] = {}
     for field in fields(cls):  # type: ignore[arg-type]
         name = field.name
         if name in parsed:
