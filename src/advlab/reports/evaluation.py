@@ -70,12 +70,14 @@ def write_html_report(
     results.json content) and ``examples`` to ``path``.
 
     ``examples`` maps a key such as ``"pgd/linf/eps=0.1"`` or ``("pgd-linf", 0.1)`` to an
-    :class:`Example` (or a mapping with its fields); it may be empty. Per-class accuracies
-    may be lists in class order or dicts keyed by class name. Returns the path written.
+    :class:`Example` (or a mapping with its fields); it may be empty, and None takes the
+    examples an :class:`~advlab.results.Evaluation` kept. Per-class accuracies may be
+    lists in class order or dicts keyed by class name. Returns the path written.
     """
     results = Evaluation.coerce(results)
     path = report_path(path)
     title = title or f"advlab report: {results.model or '?'} on {results.dataset or '?'}"
+    comparison = results.defense_comparison
     text = write_page(
         path,
         title,
@@ -84,12 +86,12 @@ def write_html_report(
             _run_section(results),
             _settings_section(results),
             _results_section(results),
-            ""
-            if results.defense_comparison is None
-            else defense_section(results.defense_comparison),
+            "" if comparison is None else defense_section(comparison),
             blackbox_section(results),
             _curve_section(results),
-            _examples_section(examples or {}, results.class_names),
+            _examples_section(
+                results.examples if examples is None else examples, results.class_names
+            ),
             _per_class_section(results),
         ],
     )

@@ -142,8 +142,8 @@ def write_transfer_report(results: Results, path: str | Path, *, title: str | No
         ("advlab version", results.advlab_version),
     ]
     attack_rows = "".join(
-        f'<tr><td class="text">{esc(a.get("key"))}</td>'
-        f'<td class="wrap">{esc(json.dumps(a.get("config"), default=str))}</td></tr>'
+        f'<tr><td class="text">{esc(a["key"])}</td>'
+        f'<td class="wrap">{esc(json.dumps(a["config"], default=str))}</td></tr>'
         for a in results.attacks
     )
     write_page(path, title, [
@@ -167,8 +167,8 @@ def _models_table(results: TransferMatrix) -> str:
             roles.setdefault(name, []).append(role)
     rows = "".join(
         f'<tr><td class="text">{esc(name)}</td><td class="text">{esc(", ".join(roles[name]))}'
-        f"</td><td>{esc(format_percent(info.get('clean_accuracy')))}</td>"
-        f'<td class="wrap">{esc(info.get("weights_sha256", "n/a"))}</td></tr>'
+        f"</td><td>{esc(format_percent(info['clean_accuracy']))}</td>"
+        f'<td class="wrap">{esc(info["weights_sha256"])}</td></tr>'
         for name, info in results.models.items()
     )
     return (
