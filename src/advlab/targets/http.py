@@ -226,6 +226,8 @@ class HttpTarget(Target):
             try:
                 reply = fetch(method, url, body, headers, deadline, max_bytes)
             except DeadlineExceeded:
+                if self._run_deadline is not None and time.monotonic() >= self._run_deadline:
+                    self._deadline(url)  # raises: the whole target's time is spent
                 raise TargetUnavailable(
                     f"{url} did not answer within {self.timeout:g} s: the server is "
                     "overloaded or stuck; raise timeout or check the server"

@@ -145,6 +145,8 @@ def _exchange(
             )
         chunks, size = [], 0
         while chunk := response.read1(_CHUNK):
+            if expired.is_set():  # on Linux a shut-down socket still reads what arrives
+                raise DeadlineExceeded
             size += len(chunk)
             if size > max_bytes:
                 raise ReplyRefused(
@@ -153,6 +155,8 @@ def _exchange(
                 )
             chunks.append(chunk)
         reply = Reply(response.status, str(response.reason or ""), b"".join(chunks))
+    except DeadlineExceeded:
+        raise
     except (OSError, http.client.HTTPException) as error:
         if expired.is_set() or isinstance(error, TimeoutError) or time.monotonic() >= deadline:
             raise DeadlineExceeded from None
