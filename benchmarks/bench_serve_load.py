@@ -93,7 +93,9 @@ def post(port: int, body: bytes) -> tuple[int | str, float]:
     return status, time.perf_counter() - began
 
 
-def run_clients(port: int, body: bytes, clients: int, per_client: int) -> list[tuple[object, float]]:
+def run_clients(
+    port: int, body: bytes, clients: int, per_client: int
+) -> list[tuple[object, float]]:
     results: list[tuple[object, float]] = []
     lock = threading.Lock()
     barrier = threading.Barrier(clients)
@@ -143,10 +145,12 @@ def main() -> None:
               f"{args.concurrency} concurrent clients, {seconds:.1f} s, "
               f"{len(results) / seconds:.0f} req/s")  # fmt: skip
         print(f"  answers: {dict(counts)}; connection errors: {errors}")
-        print(f"  latency all: p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
-              f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms; 200s only: "
-              f"p50 {percentile(ok, 0.5) * 1000:.0f} ms, p99 {percentile(ok, 0.99) * 1000:.0f} ms")  # fmt: skip
-        print(f"  server RSS now/peak: {'/'.join(f'{v:.0f}' for v in peak_rss_mb(process.pid))} MB")
+        p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+        ok50, ok99 = percentile(ok, 0.5) * 1000, percentile(ok, 0.99) * 1000
+        print(f"  latency all: p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
+              f"200s only: p50 {ok50:.0f} ms, p99 {ok99:.0f} ms")  # fmt: skip
+        rss, peak = peak_rss_mb(process.pid)
+        print(f"  server RSS now {rss:.0f} MB, peak {peak:.0f} MB")
     finally:
         process.terminate()
         process.wait(30)

@@ -147,9 +147,3 @@ for _name in ("resnet50", "mobilenet_v2"):
             std=IMAGENET_STD,
         )
     )
-
-
-def _torchvision_build(name: str, **kwargs: Any) -> nn.Module:
-    import torchvision
-
-    return torchvision.models.get_model(name, weights=None, **kwargs)

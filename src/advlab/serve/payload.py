@@ -32,15 +32,17 @@ class RequestError(Exception):
         self.message = message
 
 
-def parse_json(body: bytes | bytearray | memoryview) -> Any:
+def parse_json(body: bytes | bytearray) -> Any:
     """The decoded JSON body, or a 400 (malformed, not UTF-8, or nested too deeply)."""
     try:
         return json.loads(body)
     except RecursionError:
         raise RequestError(400, "the body is nested too deeply to be a request") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        where = f"line {error.lineno} column {error.colno}" if hasattr(error, "lineno") else ""
-        raise RequestError(400, f"the body is not valid JSON ({where or 'not UTF-8'})") from None
+    except UnicodeDecodeError:
+        raise RequestError(400, "the body is not valid JSON (not UTF-8)") from None
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise RequestError(400, f"the body is not valid JSON ({where})") from None
 
 
 def _b64(text: Any, what: str) -> bytes:

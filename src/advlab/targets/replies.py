@@ -73,7 +73,7 @@ def check_info(info: dict[str, Any], url: str) -> dict[str, Any]:
             f"{url} did not describe a model (expected name, input_shape, "
             "num_classes, output, queries): is this an advlab server?"
         )
-    if classes > MAX_CLASSES:
+    if int(classes) > MAX_CLASSES:  # type: ignore[arg-type]
         raise TargetUnavailable(
             f"{url} declares {classes} classes, more than advlab handles ({MAX_CLASSES}): "
             "check the server"
