@@ -189,6 +189,17 @@ def test_a_slow_client_is_cut_off_by_the_whole_request_deadline(start) -> None:
     assert time.monotonic() - began < 3
 
 
+def test_a_client_that_never_finishes_its_headers_is_disconnected(start) -> None:
+    model, _ = _model()
+    _, url = start(model, request_timeout=1.0)
+    host, port = url.removeprefix("http://").split(":")
+    began = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        assert sock.recv(4096) == b""  # closed by the server
+    assert time.monotonic() - began < 3
+
+
 def _npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
     header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
     header += b" " * (63 - (len(header) + 10) % 64) + b"\n"

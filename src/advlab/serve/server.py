@@ -3,7 +3,9 @@
 uvicorn is a production ASGI server: an asyncio event loop holds every connection
 (thousands cost no threads), the listen backlog is 2048, HTTP parsing is h11's (or
 httptools'), and it drains an unread body itself, so a refused client sees its answer
-rather than a reset. The model runs in one thread, decoding in a small pool.
+rather than a reset. The model runs in one thread, decoding in a small pool. A connection
+must deliver its first request's headers within ``request_timeout`` and every body in full
+within it (:mod:`advlab.serve.app`); uvicorn closes idle keep-alive connections after 5 s.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import uvicorn
 from torch import nn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from advlab.errors import AdvlabError, check
 from advlab.serve.app import PredictionApp
@@ -32,6 +35,22 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_PENDING = 64
 BACKLOG = 2048
+
+
+def _protocol(header_timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose first request line and headers
+    have not arrived within ``header_timeout`` (uvicorn times only idle keep-alives)."""
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.loop.call_later(header_timeout, self._drop_if_silent)
+
+        def _drop_if_silent(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
 
 
 class PredictionServer:
@@ -48,6 +67,7 @@ class PredictionServer:
         self.server_address: tuple[Any, ...] = sock.getsockname()
         config = uvicorn.Config(
             app,
+            http=_protocol(app.request_timeout),
             lifespan="off",
             log_config=None,  # leave the application's logging alone
             access_log=False,
