@@ -135,3 +135,80 @@ def test_imagenet_architectures_on_real_photos_with_untrained_weights(data_dir):
 
 def test_models_are_returned_in_eval_mode():
     assert not load_model("mnist-mlp", pretrained=False).training
+
+
+def _checkpoint_with(tmp_path, **sidecar):
+    model = build_model("mnist-cnn", width=4, hidden=8)
+    meta = {"architecture": "mnist-cnn", "arch_kwargs": {"width": 4, "hidden": 8}, **sidecar}
+    return save_checkpoint(model.net, tmp_path / "m.safetensors", meta)
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "message"),
+    [
+        ({"arch_kwargs": ["width", 4]}, r"arch_kwargs=.*must be an object"),
+        ({"arch_kwargs": {"width": 4, "hidden": 8, "depth": 3}}, "cannot be built.*depth"),
+        ({"arch_kwargs": {"width": "four", "hidden": 8}}, "cannot be built"),
+        ({"num_classes": "ten"}, r"num_classes='ten'.*positive integer"),
+        ({"num_classes": 2.5}, "num_classes=2.5"),
+        ({"input_shape": [1, 28]}, "input_shape"),
+        ({"architecture": 7}, "architecture=7"),
+    ],
+)
+def test_bad_sidecar_fields_are_one_line_errors(tmp_path, sidecar, message):
+    path = _checkpoint_with(tmp_path, **sidecar)
+    with pytest.raises(AdvlabError, match=message) as info:
+        load_model(str(path))
+    assert "\n" not in str(info.value) and "m.json" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("os:system", "not a model factory"),
+        ("builtins:eval", "not a model factory"),
+        ("collections:OrderedDict", "not a model factory"),
+        ("os:sep", "not a model factory"),
+        ("json:dumps", "model factory 'json:dumps' failed"),
+        ("platform:python_version", "returned str, not an nn.Module"),
+        ("torch.nn:Linear", "model factory 'torch.nn:Linear' failed"),
+    ],
+)
+def test_specs_that_are_not_model_factories(spec, message):
+    with pytest.raises(AdvlabError, match=message) as info:
+        load_model(spec)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("spec", [None, "", 3, ["mnist-cnn"]])
+def test_load_model_without_a_spec(spec):
+    with pytest.raises(AdvlabError, match="needs a model spec") as info:
+        load_model(spec)
+    assert "registry name" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_build_model_with_unknown_arguments():
+    with pytest.raises(AdvlabError, match="cannot be built with arguments.*wdth"):
+        build_model("mnist-cnn", wdth=4)
+
+
+def test_models_package_has_no_import_cycle_and_no_long_module():
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "check_architecture.py"
+    spec = importlib.util.spec_from_file_location("check_architecture", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_architecture"] = module
+    spec.loader.exec_module(module)
+    problems = [p for p in module.check() if "models" in p]
+    assert problems == []
+
+
+def test_registry_names_still_import():
+    from advlab.models import ModelEntry, get_entry, registered_models, resolve_device
+    from advlab.models.registry import IMAGENET_MEAN, resolve_default_weights
+
+    assert isinstance(get_entry("mnist-cnn"), ModelEntry) and len(IMAGENET_MEAN) == 3
+    assert "cifar-resnet20" in {entry.name for entry in registered_models()}
+    assert callable(resolve_default_weights) and resolve_device("cpu").type == "cpu"

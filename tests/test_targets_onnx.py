@@ -111,3 +111,12 @@ def test_graph_outputs_match_numpy_reference(onnx_file, small_mnist_model) -> No
     with torch.no_grad():
         expected = small_mnist_model(images).numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_outputs_declared_as_scores_must_be_in_the_unit_range(tmp_path) -> None:
+    graph = _tiny_graph(tmp_path / "identity.onnx", probabilities=False)
+    raw = OnnxTarget(graph, softmax=False)
+    with pytest.raises(AdvlabError, match=r"identity.onnx.*outside \[0, 1\]"):
+        raw.predict_scores(torch.rand(2, 1, 2, 2) - 1.5)  # negative "scores"
+    with pytest.raises(AdvlabError, match="NaN"):
+        OnnxTarget(graph).predict_scores(torch.full((1, 1, 2, 2), float("nan")))

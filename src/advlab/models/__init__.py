@@ -2,14 +2,9 @@
 
 from advlab.models.checkpoint import load_state_dict, save_checkpoint
 from advlab.models.classifier import ImageClassifier, Normalize
-from advlab.models.registry import (
-    ModelEntry,
-    build_model,
-    get_entry,
-    load_model,
-    registered_models,
-    resolve_device,
-)
+from advlab.models.entry import ModelEntry
+from advlab.models.loading import build_model, load_model, resolve_device
+from advlab.models.registry import get_entry, registered_models
 
 __all__ = [
     "ImageClassifier",

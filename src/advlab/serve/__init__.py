@@ -1,4 +1,4 @@
-"""Serve a model over HTTP (standard library only), to attack it as a black box.
+"""Serve a model over HTTP (an ASGI app on uvicorn), to attack it as a black box.
 
 ``advlab serve`` runs :func:`run_server`; :class:`advlab.targets.HttpTarget` is the client.
 """

@@ -1,8 +1,13 @@
 """Decoding ``POST /predict`` bodies into checked float32 pixel arrays.
 
 Two encodings: ``{"npy": base64 of a .npy float array (N, C, H, W) in [0, 1]}`` (read
-with ``allow_pickle=False``: a request can never run code) or ``{"images": [base64
-PNG, ...]}`` (8-bit PNGs of exactly the model's size, no resizing).
+without pickle: a request can never run code) or ``{"images": [base64 PNG, ...]}``
+(8-bit PNGs of exactly the model's size, no resizing).
+
+Nothing here allocates more than the body already holds: the ``.npy`` header is checked
+(shape, dtype, element count against the bytes present) before any pixel is read, and the
+pixels are viewed in the decoded bytes rather than copied. Every failure is a
+:class:`RequestError` with a one-sentence message; no internal exception text leaks out.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
+import math
 from typing import Any
 
 import numpy as np
@@ -25,6 +32,19 @@ class RequestError(Exception):
         self.message = message
 
 
+def parse_json(body: bytes | bytearray) -> Any:
+    """The decoded JSON body, or a 400 (malformed, not UTF-8, or nested too deeply)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise RequestError(400, "the body is nested too deeply to be a request") from None
+    except UnicodeDecodeError:
+        raise RequestError(400, "the body is not valid JSON (not UTF-8)") from None
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno} column {error.colno}"
+        raise RequestError(400, f"the body is not valid JSON ({where})") from None
+
+
 def _b64(text: Any, what: str) -> bytes:
     if not isinstance(text, str):
         raise RequestError(400, f"{what} must be a base64 string")
@@ -34,18 +54,43 @@ def _b64(text: Any, what: str) -> bytes:
         raise RequestError(400, f"{what} is not valid base64") from None
 
 
-def decode_npy(text: Any) -> np.ndarray:
+_UNREADABLE = "'npy' is not a readable .npy array of numbers (object arrays are refused)"
+
+
+def decode_npy(
+    text: Any, input_shape: tuple[int, int, int] | None = None, max_batch: int | None = None
+) -> np.ndarray:
+    """The float32 array in base64 ``.npy`` ``text``; its header is checked before its data."""
     data = _b64(text, "'npy'")
+    stream = io.BytesIO(data)
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError):
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError("unsupported version")
+    except Exception:  # numpy raises ValueError, SyntaxError, EOFError... on a broken header
+        if data[:2] == b"PK":
+            raise RequestError(400, "'npy' must hold one .npy array, not an .npz archive") from None
+        raise RequestError(400, _UNREADABLE) from None
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise RequestError(400, _UNREADABLE)
+    if dtype.kind != "f":
+        raise RequestError(400, f"'npy' must be a float32 array in [0, 1], got dtype {dtype}")
+    if input_shape is not None:
+        _check_shape(tuple(shape), input_shape)
+    if max_batch is not None and len(shape) >= 1:
+        _check_batch(int(shape[0]), max_batch)
+    count = math.prod(shape)
+    offset = stream.tell()
+    if count * dtype.itemsize != len(data) - offset:
         raise RequestError(
-            400, "'npy' is not a readable .npy array of numbers (object arrays are refused)"
-        ) from None
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        raise RequestError(400, "'npy' must hold one .npy array, not an .npz archive")
-    if array.dtype.kind != "f":
-        raise RequestError(400, f"'npy' must be a float32 array in [0, 1], got dtype {array.dtype}")
+            400, f"'npy' header claims shape {tuple(shape)} but holds {len(data) - offset} bytes"
+        )
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    array = array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
     return array.astype(np.float32, copy=False)
 
 
@@ -92,7 +137,7 @@ def decode_images(payload: Any, input_shape: tuple[int, int, int], max_batch: in
         # Refuse before decoding: a large batch of PNGs is the expensive part.
         _check_batch(len(payload["images"]), max_batch)
     if "npy" in payload:
-        pixels = decode_npy(payload["npy"])
+        pixels = decode_npy(payload["npy"], input_shape, max_batch)
     else:
         pixels = decode_pngs(payload["images"], input_shape)
     check_pixels(pixels, input_shape, max_batch)
@@ -108,12 +153,14 @@ def _check_batch(count: int, max_batch: int) -> None:
         )
 
 
+def _check_shape(shape: tuple[int, ...], input_shape: tuple[int, int, int]) -> None:
+    if len(shape) != 4 or tuple(shape[1:]) != tuple(input_shape):
+        expected = "(N, " + ", ".join(map(str, input_shape)) + ")"
+        raise RequestError(400, f"images have shape {shape} but the model takes {expected}")
+
+
 def check_pixels(pixels: np.ndarray, input_shape: tuple[int, int, int], max_batch: int) -> None:
-    expected = "(N, " + ", ".join(map(str, input_shape)) + ")"
-    if pixels.ndim != 4 or tuple(pixels.shape[1:]) != tuple(input_shape):
-        raise RequestError(
-            400, f"images have shape {tuple(pixels.shape)} but the model takes {expected}"
-        )
+    _check_shape(tuple(pixels.shape), input_shape)
     _check_batch(pixels.shape[0], max_batch)
     if not bool(np.isfinite(pixels).all()):
         raise RequestError(400, "images contain NaN or infinite values")

@@ -1,156 +1,111 @@
-"""The HTTP server: ``POST /predict``, ``GET /info``, ``GET /health`` over the standard library.
+"""The HTTP server: :class:`advlab.serve.app.PredictionApp` on uvicorn.
 
-``http.server.ThreadingHTTPServer`` and nothing else: no web framework to install. Every
-error a client can cause is answered with a status code and ``{"error": "<one sentence>"}``;
-the body is never unpickled and never read past ``max_request_bytes``.
+uvicorn is a production ASGI server: an asyncio event loop holds every connection
+(thousands cost no threads), the listen backlog is 2048, HTTP parsing is h11's (or
+httptools'), and it drains an unread body itself, so a refused client sees its answer
+rather than a reset. The model runs in one thread, decoding in a small pool. A connection
+must deliver its first request's headers within ``request_timeout`` and every body in full
+within it (:mod:`advlab.serve.app`); uvicorn closes idle keep-alive connections after 5 s.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from torch import nn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from advlab.errors import AdvlabError, check
-from advlab.serve.payload import RequestError
+from advlab.serve.app import PredictionApp
 from advlab.serve.service import ModelService
 from advlab.targets.base import OutputKind
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-# An oversized body is read and dropped up to this size before answering 413, so that
-# the client, still sending, sees the answer rather than a reset connection.
-_DRAIN_LIMIT = 256 * 1024 * 1024
-_CHUNK = 1 << 16
+DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024
+DEFAULT_MAX_PENDING = 64
+BACKLOG = 2048
 
 
-class PredictionServer(ThreadingHTTPServer):
-    """A threading HTTP server holding one :class:`ModelService`."""
+def _protocol(header_timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose first request line and headers
+    have not arrived within ``header_timeout`` (uvicorn times only idle keep-alives)."""
 
-    daemon_threads = True
+    class Protocol(H11Protocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.loop.call_later(header_timeout, self._drop_if_silent)
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        service: ModelService,
-        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        request_timeout: float = 30.0,
-    ) -> None:
-        self.service = service
-        self.max_request_bytes = int(max_request_bytes)
-        self.request_timeout = float(request_timeout)
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+        def _drop_if_silent(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol
+
+
+class PredictionServer:
+    """A listening socket, the app and the uvicorn server that joins them.
+
+    ``serve_forever()`` blocks until ``shutdown()`` (from another thread) or Ctrl-C;
+    ``server_close()`` releases the socket and the model thread.
+    """
+
+    def __init__(self, sock: socket.socket, app: PredictionApp, max_connections: int) -> None:
+        self.socket = sock
+        self.app = app
+        self.service: ModelService = app.service
+        self.server_address: tuple[Any, ...] = sock.getsockname()
+        config = uvicorn.Config(
+            app,
+            http=_protocol(app.request_timeout),
+            lifespan="off",
+            log_config=None,  # leave the application's logging alone
+            access_log=False,
+            backlog=BACKLOG,
+            limit_concurrency=max_connections,  # a backstop: the app's own 503s come first
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopped = threading.Event()
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        host = str(host)
+        host, port = str(self.server_address[0]), self.server_address[1]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
+    @property
+    def max_request_bytes(self) -> int:
+        return self.app.max_request_bytes
+
     def info(self) -> dict[str, Any]:
-        return {**self.service.info(), "max_request_bytes": self.max_request_bytes}
+        return self.app.info()
 
-
-class _Handler(BaseHTTPRequestHandler):
-    server: PredictionServer
-    server_version = "advlab-serve"
-
-    def setup(self) -> None:
-        # A socket timeout per connection: a client that stalls cannot hold a thread forever.
-        self.request.settimeout(self.server.request_timeout)
-        super().setup()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        if self.path == "/health":
-            self._send(200, {"status": "ok"})
-        elif self.path == "/info":
-            self._send(200, self.server.info())
-        elif self.path == "/predict":
-            self._send(405, {"error": "use POST for /predict"})
-        else:
-            self._send(404, {"error": f"no endpoint {self.path}: use /predict, /info or /health"})
-
-    def do_POST(self) -> None:
-        if self.path != "/predict":
-            self._send(404, {"error": f"no endpoint {self.path}: POST to /predict"})
-            return
+    def serve_forever(self, poll_interval: float = 0.1) -> None:
+        """Serve until shutdown; ``poll_interval`` is accepted for compatibility."""
+        self._stopped.clear()
         try:
-            payload = self._read_json()
-            answer = self.server.service.predict(payload)
-        except RequestError as error:
-            self._send(error.status, {"error": error.message})
-            return
-        except Exception as error:  # a bug or a broken model: answer, log, keep serving
-            log.exception("prediction failed")
-            self._send(500, {"error": f"the server failed: {type(error).__name__}: {error}"})
-            return
-        self._send(200, answer)
+            self._server.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
 
-    def _read_json(self) -> Any:
-        if self.headers.get("Transfer-Encoding"):
-            raise RequestError(411, "send the body with a Content-Length header, not chunked")
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            raise RequestError(411, "the request needs a Content-Length header")
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise RequestError(400, f"invalid Content-Length '{length_text}'") from None
-        if length < 0:
-            raise RequestError(400, f"invalid Content-Length '{length_text}'")
-        limit = self.server.max_request_bytes
-        if length > limit:
-            self._drain(length)
-            raise RequestError(
-                413,
-                f"the request has {length} bytes, over the limit of {limit}: "
-                "send fewer images per request",
-            )
-        body = self.rfile.read(length)
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RequestError(400, f"the body is not valid JSON ({error})") from None
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+        self._stopped.wait(timeout=15)
 
-    def _drain(self, length: int) -> None:
-        if length > _DRAIN_LIMIT:
-            self.close_connection = True
-            return
-        remaining = length
-        try:
-            while remaining > 0:
-                chunk = self.rfile.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                remaining -= len(chunk)
-        except OSError:
-            self.close_connection = True
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError as error:  # the client went away; the images were counted anyway
-            log.info("could not send the answer to %s: %s", self.address_string(), error)
+    def server_close(self) -> None:
+        self.socket.close()
+        self.app.close()
 
 
 def _is_loopback(host: str) -> bool:
@@ -162,6 +117,26 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise AdvlabError(
+                f"port {port} on {host} is already in use: pick another with --port"
+            ) from None
+        raise AdvlabError(f"cannot listen on {host}:{port} ({error}): check --host") from None
+    except (OverflowError, TypeError, UnicodeError):
+        sock.close()
+        raise AdvlabError(f"cannot listen on {host}:{port}: check --host") from None
+    return sock
+
+
 def make_server(
     model: nn.Module,
     host: str = "127.0.0.1",
@@ -170,23 +145,40 @@ def make_server(
     max_batch: int = 256,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     request_timeout: float = 30.0,
+    *,
+    max_pending: int = DEFAULT_MAX_PENDING,
+    max_inflight_bytes: int | None = None,
+    workers: int | None = None,
+    max_connections: int = 1000,
 ) -> PredictionServer:
-    """A bound, not yet running server for ``model``; ``port=0`` picks a free port."""
+    """A bound, not yet running server for ``model``; ``port=0`` picks a free port.
+
+    ``max_pending`` requests are admitted at once and their bodies hold at most
+    ``max_inflight_bytes`` (default: twice ``max_request_bytes``, at least 128 MiB);
+    beyond either, requests are answered 503 with ``Retry-After``. ``request_timeout`` is
+    the time a whole request body may take to arrive. ``workers`` threads decode requests.
+    """
     check(0 <= port <= 65535, f"port must be in 0..65535, got {port}")
     check(max_request_bytes >= 1024, f"max_request_bytes must be >= 1024, got {max_request_bytes}")
     check(request_timeout > 0, f"request_timeout must be > 0 seconds, got {request_timeout}")
+    check(max_pending >= 1, f"max_pending must be >= 1, got {max_pending}")
+    inflight = max_inflight_bytes or max(DEFAULT_MAX_INFLIGHT_BYTES, 2 * max_request_bytes)
+    check(inflight >= max_request_bytes,
+          f"max_inflight_bytes ({inflight}) must be >= max_request_bytes "
+          f"({max_request_bytes})")  # fmt: skip
     service = ModelService(model, output, max_batch)
-    try:
-        server = PredictionServer((host, port), service, max_request_bytes, request_timeout)
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            raise AdvlabError(
-                f"port {port} on {host} is already in use: pick another with --port"
-            ) from None
-        raise AdvlabError(f"cannot listen on {host}:{port} ({error}): check --host") from None
+    sock = _listen(host, port)
+    app = PredictionApp(
+        service,
+        max_request_bytes=int(max_request_bytes),
+        request_timeout=float(request_timeout),
+        max_pending=int(max_pending),
+        max_inflight_bytes=int(inflight),
+        workers=int(workers or min(4, os.cpu_count() or 1)),
+    )
     if not _is_loopback(host):
         log.warning("listening on %s: anyone who can reach this address can query the model", host)
-    return server
+    return PredictionServer(sock, app, max(max_connections, 2 * max_pending))
 
 
 def serve(
@@ -198,20 +190,25 @@ def serve(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     request_timeout: float = 30.0,
     ready: Callable[[str], None] | None = None,
+    **limits: Any,
 ) -> int:
     """Serve ``model`` until Ctrl-C; returns the number of images answered.
 
-    ``ready`` is called with the server's URL once it listens (the CLI prints it).
+    ``ready`` is called with the server's URL once it listens (the CLI prints it);
+    ``limits`` are :func:`make_server`'s keyword-only bounds.
     """
-    server = make_server(model, host, port, output, max_batch, max_request_bytes, request_timeout)
+    server = make_server(
+        model, host, port, output, max_batch, max_request_bytes, request_timeout, **limits
+    )
     log.info("serving %s (%s) at %s", server.service.name, output, server.url)
     if ready is not None:
         ready(server.url)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        log.info("stopping: %d queries answered", server.service.queries)
+        pass
     finally:
+        log.info("stopping: %d queries answered", server.service.queries)
         server.server_close()
     return server.service.queries
 
@@ -227,12 +224,15 @@ def run_server(
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     request_timeout: float = 30.0,
     ready: Callable[[str], None] | None = None,
+    **limits: Any,
 ) -> int:
     """Load a model as ``advlab.models.load_model`` does and serve it until Ctrl-C."""
     from advlab.models import load_model  # here: the server module itself needs no registry
 
     model = load_model(model_spec, weights, device)
-    return serve(model, host, port, output, max_batch, max_request_bytes, request_timeout, ready)
+    return serve(
+        model, host, port, output, max_batch, max_request_bytes, request_timeout, ready, **limits
+    )
 
 
 def start_server_in_thread(
@@ -247,12 +247,6 @@ def start_server_in_thread(
     Stop it with ``server.shutdown(); server.server_close()``.
     """
     server = make_server(model, host, port, output, **options)
-    # A short poll interval: shutdown() waits up to one interval for the loop to notice.
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="advlab-serve",
-        daemon=True,
-    )
+    thread = threading.Thread(target=server.serve_forever, name="advlab-serve", daemon=True)
     thread.start()
     return server, thread, server.url

@@ -1,13 +1,18 @@
 """The model behind the server: checked requests in, scores or labels out, every image counted.
 
-Kept apart from HTTP so that it can be tested and reused without a socket.
+Kept apart from HTTP so that it can be tested and reused without a socket. Concurrent
+requests are answered in one forward pass where they fit in ``max_batch`` images together
+(:class:`advlab.serve.batcher.Batcher`); the answers and the query count are the same as
+if they had come one after the other.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,6 +61,7 @@ class ModelService:
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "output": self.output,
+            "scores": "probabilities",  # softmax outputs, never logits
             "queries": self.queries,
             "max_batch": self.max_batch,
             "advlab_version": __version__,
@@ -64,20 +70,40 @@ class ModelService:
             info["class_names"] = self.class_names
         return info
 
-    def predict(self, payload: Any) -> dict[str, Any]:
-        """Answer one decoded JSON request, or raise :class:`RequestError`."""
+    def decode(self, payload: Any) -> tuple[OutputKind, np.ndarray]:
+        """The answer kind and the checked pixels of one JSON request, or a RequestError."""
         kind = payload.get("output", self.output) if isinstance(payload, dict) else self.output
         if kind not in ("scores", "labels"):
             raise RequestError(400, f"unknown output '{kind}': use scores or labels")
         if kind == "scores" and self.output == "labels":
             raise RequestError(403, "this server answers labels only: ask for output 'labels'")
-        pixels = decode_images(payload, self.input_shape, self.max_batch)
-        images = torch.from_numpy(pixels).to(self.device)
-        # One model call at a time: the model is shared by all request threads, and the
-        # count must stay exact.
+        return kind, decode_images(payload, self.input_shape, self.max_batch)
+
+    def forward(self, batches: list[np.ndarray]) -> tuple[torch.Tensor, list[int]]:
+        """Scores for the images of several requests in one pass, and each one's query total.
+
+        The totals are those the requests would have seen answered one after the other.
+        """
+        with warnings.catch_warnings():
+            # The pixels are a read-only view of the request's bytes; the model only reads them.
+            warnings.simplefilter("ignore", UserWarning)
+            arrays = [torch.from_numpy(pixels) for pixels in batches]
+        images = arrays[0] if len(arrays) == 1 else torch.cat(arrays)
+        # One model call at a time: the model is shared, and the count must stay exact.
         with self._lock:
-            scores = self._target.predict_scores(images)
-            total = self._target.queries
+            before = self._target.queries
+            scores = self._target.predict_scores(images.to(self.device))
+        totals = (before + np.cumsum([len(b) for b in batches])).tolist()
+        return scores, [int(total) for total in totals]
+
+    @staticmethod
+    def answer(kind: OutputKind, scores: torch.Tensor, total: int) -> dict[str, Any]:
         if kind == "labels":
             return {"labels": scores.argmax(dim=1).tolist(), "queries": total}
         return {"scores": scores.float().cpu().tolist(), "queries": total}
+
+    def predict(self, payload: Any) -> dict[str, Any]:
+        """Answer one decoded JSON request, or raise :class:`RequestError`."""
+        kind, pixels = self.decode(payload)
+        scores, (total,) = self.forward([pixels])
+        return self.answer(kind, scores, total)

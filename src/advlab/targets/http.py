@@ -3,7 +3,13 @@
 The wire format: ``POST /predict`` with JSON ``{"npy": <base64 .npy float32 (N, C, H, W)>,
 "output": "scores" | "labels"}``, answered by ``{"scores": [[...]], "queries": total}`` or
 ``{"labels": [...], "queries": total}``; ``GET /info`` describes the model and the server's
-limits. Only the standard library is used (urllib), so no web client is needed.
+limits. Only the standard library is used (http.client, see
+:mod:`advlab.targets.http_transport`), so no web client is needed.
+
+Nothing the endpoint says is trusted: each request has a total deadline (``timeout``) and
+the whole target one too (``total_timeout``), replies are read only up to what the batch
+needs, ``num_classes`` is capped, redirects are followed to the same host only, and scores
+must be probabilities unless ``/info`` declares them logits (:mod:`advlab.targets.replies`).
 
 Query counts: :attr:`HttpTarget.queries` counts each image once per answered call, like
 every :class:`Target`, however many retries the call took; the attack's ``QueryBudget``
@@ -19,14 +25,11 @@ from __future__ import annotations
 import base64
 import http.client
 import io
-import ipaddress
 import json
 import logging
 import math
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 import numpy as np
@@ -34,15 +37,24 @@ import torch
 
 from advlab.errors import AdvlabError, check
 from advlab.targets.base import BudgetExceeded, OutputKind, Target
+from advlab.targets.http_transport import DeadlineExceeded, ReplyRefused, fetch
+from advlab.targets.replies import (
+    MAX_INFO_BYTES,
+    TargetUnavailable,
+    check_info,
+    class_names,
+    parse_labels,
+    parse_object,
+    parse_scores,
+    reply_limit,
+)
 
 log = logging.getLogger(__name__)
 
 # Room left in a request for the JSON wrapper and the .npy header.
 _ENVELOPE_BYTES = 512
 
-
-class TargetUnavailable(AdvlabError):
-    """The endpoint is down, too slow, or answered with something that is not a valid reply."""
+__all__ = ["HttpTarget", "QueryLimitReached", "TargetRejected", "TargetUnavailable", "encode_npy"]
 
 
 class TargetRejected(AdvlabError):
@@ -60,15 +72,6 @@ def encode_npy(images: torch.Tensor) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _first_line(value: object, limit: int = 200) -> str:
     text = str(value).strip()
     return (text.splitlines()[0] if text else type(value).__name__)[:limit]
@@ -79,10 +82,11 @@ class HttpTarget(Target):
 
     ``output=None`` takes the server's mode from ``GET /info``. Calls are split into
     requests of at most ``batch_size`` images (fewer if the server's ``max_batch`` or
-    request-size limit requires). Connection errors and 5xx answers are retried
-    ``retries`` times with exponential backoff; a request that takes longer than
-    ``timeout`` seconds is not retried (the server may still be working on it).
-    ``max_total_queries`` caps the images this target will ever send.
+    request-size limit requires). Each request must be answered in full within
+    ``timeout`` seconds; one that is not is not retried (the server may still be working
+    on it). Connection errors and 5xx answers are retried ``retries`` times with
+    exponential backoff. ``total_timeout`` bounds the time all requests of this target
+    take together (None: no bound). ``max_total_queries`` caps the images it will send.
     """
 
     def __init__(
@@ -95,12 +99,15 @@ class HttpTarget(Target):
         max_total_queries: int | None = None,
         *,
         backoff: float = 0.25,
+        total_timeout: float | None = None,
     ) -> None:
         super().__init__()
         parsed = urllib.parse.urlsplit(url.strip())
         check(parsed.scheme in ("http", "https") and bool(parsed.hostname),
               f"'{url}' is not an http(s) URL: use e.g. http://127.0.0.1:8000")  # fmt: skip
         check(timeout > 0, f"timeout must be > 0 seconds, got {timeout}")
+        check(total_timeout is None or total_timeout > 0,
+              f"total_timeout must be > 0 seconds, got {total_timeout}")  # fmt: skip
         check(retries >= 0, f"retries must be >= 0, got {retries}")
         check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
         check(max_total_queries is None or max_total_queries >= 0,
@@ -111,23 +118,18 @@ class HttpTarget(Target):
             path = path.removesuffix(suffix)
         self.url = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
         self.timeout = float(timeout)
+        self.total_timeout = total_timeout
         self.retries = int(retries)
         self.backoff = float(backoff)
         self.max_total_queries = max_total_queries
-        # Proxies from the environment would intercept requests to a local server.
-        handlers = [urllib.request.ProxyHandler({})] if _is_loopback(parsed.hostname or "") else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._run_deadline = None if total_timeout is None else time.monotonic() + total_timeout
 
         info = self.info()
-        self.name = str(info["name"])
+        self.name = str(info["name"])[:200]
         self.input_shape = tuple(info["input_shape"])
         self.num_classes = int(info["num_classes"])
-        names = info.get("class_names")
-        self.class_names = (
-            [str(n) for n in names]
-            if isinstance(names, list) and len(names) == self.num_classes
-            else [str(i) for i in range(self.num_classes)]
-        )
+        self.class_names = class_names(info, self.num_classes)
+        self.score_kind = info.get("scores", "probabilities")
         self.server_output: OutputKind = info["output"]
         self.server_queries = int(info["queries"])
         chosen = output or self.server_output
@@ -139,9 +141,12 @@ class HttpTarget(Target):
         self.batch_size = self._fit_batch(batch_size, info)
 
     def _fit_batch(self, batch_size: int, info: dict[str, Any]) -> int:
-        size = min(batch_size, int(info.get("max_batch") or batch_size))
+        size = batch_size
+        server_batch = info.get("max_batch")
+        if type(server_batch) is int and server_batch > 0:
+            size = min(size, server_batch)
         limit = info.get("max_request_bytes")
-        if isinstance(limit, int) and limit > 0:
+        if type(limit) is int and limit > 0:
             image_bytes = 4 * math.prod(self.input_shape)
             fits = int(((limit - _ENVELOPE_BYTES) * 3 / 4) // image_bytes)
             check(fits >= 1,
@@ -152,24 +157,8 @@ class HttpTarget(Target):
 
     def info(self) -> dict[str, Any]:
         """The server's ``GET /info`` answer, checked to describe a classifier."""
-        info = self._request("GET", "/info")
-        shape = info.get("input_shape")
-        valid = (
-            isinstance(shape, list)
-            and len(shape) == 3
-            and all(isinstance(v, int) and v > 0 for v in shape)
-            and isinstance(info.get("num_classes"), int)
-            and info["num_classes"] > 0
-            and info.get("output") in ("scores", "labels")
-            and isinstance(info.get("queries"), int)
-            and "name" in info
-        )
-        if not valid:
-            raise TargetUnavailable(
-                f"{self.url}/info did not describe a model (expected name, input_shape, "
-                "num_classes, output, queries): is this an advlab server?"
-            )
-        return info
+        info = self._request("GET", "/info", max_bytes=MAX_INFO_BYTES)
+        return check_info(info, self.url + "/info")
 
     def _scores(self, images: torch.Tensor) -> torch.Tensor:
         return self._predict(images, "scores")
@@ -198,33 +187,34 @@ class HttpTarget(Target):
 
     def _predict_chunk(self, images: torch.Tensor, kind: OutputKind) -> torch.Tensor:
         body = json.dumps({"npy": encode_npy(images), "output": kind}).encode()
-        reply = self._request("POST", "/predict", body)
         count = images.shape[0]
-        try:
-            if kind == "scores":
-                values = np.asarray(reply["scores"], dtype=np.float32)
-                valid = values.shape == (count, self.num_classes) and bool(
-                    np.isfinite(values).all()
-                )
-                result = torch.from_numpy(values)
-            else:
-                labels = np.asarray(reply["labels"])
-                valid = labels.shape == (count,) and labels.dtype.kind in "iu"
-                result = torch.from_numpy(labels.astype(np.int64))
-                valid = valid and bool(((result >= 0) & (result < self.num_classes)).all())
-        except (KeyError, TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise TargetUnavailable(
-                f"{self.url}/predict answered without valid {kind} for {count} images "
-                f"and {self.num_classes} classes: check that the server is an advlab server"
-            )
+        limit = reply_limit(count, self.num_classes, kind)
+        reply = self._request("POST", "/predict", body, max_bytes=limit)
+        where = self.url + "/predict"
+        if kind == "scores":
+            result = parse_scores(reply, count, self.num_classes, where, self.score_kind)
+        else:
+            result = parse_labels(reply, count, self.num_classes, where)
         served = reply.get("queries")
-        if isinstance(served, int):
+        if type(served) is int:
             self.server_queries = served
         return result
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> dict[str, Any]:
+    def _deadline(self, url: str) -> float:
+        """This request's deadline: ``timeout`` from now, or the run's, if sooner."""
+        deadline = time.monotonic() + self.timeout
+        if self._run_deadline is None:
+            return deadline
+        if time.monotonic() >= self._run_deadline:
+            raise TargetUnavailable(
+                f"{url}: the target's total_timeout of {self.total_timeout:g} s is spent; "
+                "raise total_timeout or query less"
+            )
+        return min(deadline, self._run_deadline)
+
+    def _request(
+        self, method: str, path: str, body: bytes | None = None, *, max_bytes: int
+    ) -> dict[str, Any]:
         """One JSON request with retries; returns the decoded JSON object."""
         url = self.url + path
         headers = {"Accept": "application/json"}
@@ -232,54 +222,46 @@ class HttpTarget(Target):
             headers["Content-Type"] = "application/json"
         problem = "no attempt made"
         for attempt in range(self.retries + 1):
-            request = urllib.request.Request(url, data=body, headers=headers, method=method)
+            deadline = self._deadline(url)
             try:
-                with self._opener.open(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                break
-            except urllib.error.HTTPError as error:
-                message = self._error_message(error)
-                if error.code < 500:
-                    hint = ": lower batch_size" if error.code == 413 else ""
-                    raise TargetRejected(
-                        f"{url} refused the request with HTTP {error.code}: {message}{hint}"
-                    ) from None
-                problem = f"HTTP {error.code}: {message}"
-            except (TimeoutError, urllib.error.URLError) as error:
-                reason = getattr(error, "reason", error)
-                if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
-                    raise TargetUnavailable(
-                        f"{url} did not answer within {self.timeout:g} s: the server is "
-                        "overloaded or stuck; raise timeout or check the server"
-                    ) from None
-                problem = _first_line(reason)
-            except (http.client.HTTPException, ConnectionError, OSError) as error:
+                reply = fetch(method, url, body, headers, deadline, max_bytes)
+            except DeadlineExceeded:
+                if self._run_deadline is not None and time.monotonic() >= self._run_deadline:
+                    self._deadline(url)  # raises: the whole target's time is spent
+                raise TargetUnavailable(
+                    f"{url} did not answer within {self.timeout:g} s: the server is "
+                    "overloaded or stuck; raise timeout or check the server"
+                ) from None
+            except ReplyRefused as error:
+                raise TargetUnavailable(str(error)) from None
+            except (http.client.HTTPException, OSError) as error:
                 problem = _first_line(error)
+            else:
+                if reply.status < 300:
+                    return parse_object(reply.body, url)
+                message = _error_message(reply.body, reply.reason)
+                if reply.status < 500:
+                    hint = ": lower batch_size" if reply.status == 413 else ""
+                    raise TargetRejected(
+                        f"{url} refused the request with HTTP {reply.status}: {message}{hint}"
+                    )
+                problem = f"HTTP {reply.status}: {message}"
             if attempt < self.retries:
                 delay = self.backoff * 2**attempt
+                if self._run_deadline is not None:
+                    delay = min(delay, max(0.0, self._run_deadline - time.monotonic()))
                 log.info("%s %s failed (%s); retrying in %.2f s", method, url, problem, delay)
                 time.sleep(delay)
-        else:
-            raise TargetUnavailable(
-                f"cannot get an answer from {url} after {self.retries + 1} tries ({problem}): "
-                "is the server running at that address?"
-            )
-        try:
-            reply = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            reply = None
-        if not isinstance(reply, dict):
-            raise TargetUnavailable(
-                f"{url} answered with something that is not a JSON object "
-                f"({raw[:60]!r}): check that the URL points at an advlab server"
-            )
-        return reply
+        raise TargetUnavailable(
+            f"cannot get an answer from {url} after {self.retries + 1} tries ({problem}): "
+            "is the server running at that address?"
+        )
 
-    @staticmethod
-    def _error_message(error: urllib.error.HTTPError) -> str:
-        try:
-            payload = json.loads(error.read() or b"{}")
-            message = payload.get("error") if isinstance(payload, dict) else None
-        except (OSError, ValueError):
-            message = None
-        return _first_line(message or error.reason or "no message")
+
+def _error_message(body: bytes, reason: str) -> str:
+    try:
+        payload = json.loads(body or b"{}")
+        message = payload.get("error") if isinstance(payload, dict) else None
+    except (ValueError, RecursionError):
+        message = None
+    return _first_line(message or reason or "no message")

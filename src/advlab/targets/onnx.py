@@ -47,13 +47,18 @@ def _looks_like_probabilities(outputs: np.ndarray) -> bool:
     return bool(np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
 
 
+def _in_unit_range(outputs: np.ndarray) -> bool:
+    return bool(outputs.min() >= -1e-5 and outputs.max() <= 1 + 1e-5)
+
+
 class OnnxTarget(Target):
     """An ONNX classifier queried on the CPU through onnxruntime.
 
     ``input_shape`` (C, H, W) and ``num_classes`` are read from the graph when it states
     them, and must be given when it does not. Logit outputs are turned into
     probabilities with a softmax; ``softmax=None`` decides from the outputs (rows that
-    are non-negative and sum to 1 are taken as probabilities), ``True``/``False`` forces it.
+    are non-negative and sum to 1 are taken as probabilities), ``True``/``False`` forces it;
+    with ``False`` the outputs are used as they are and must lie in [0, 1].
     A graph with a fixed batch size is fed in chunks of that size.
     """
 
@@ -148,9 +153,17 @@ class OnnxTarget(Target):
 
     def _scores(self, images: torch.Tensor) -> torch.Tensor:
         outputs = np.asarray(self._run(images), dtype=np.float32).reshape(images.shape[0], -1)
+        if not bool(np.isfinite(outputs).all()):
+            raise AdvlabError(f"{self.path} returned NaN or infinite outputs: check the model")
         if self._softmax is None and not _looks_like_probabilities(outputs):
             # Sticky: once a batch proves the outputs are logits, every later batch is too.
             self._softmax = True
+        if self._softmax is False and outputs.size and not _in_unit_range(outputs):
+            raise AdvlabError(
+                f"{self.path} was declared to output scores (softmax=False) but returned "
+                f"values in {outputs.min():.3g}..{outputs.max():.3g}, outside [0, 1]: "
+                "pass softmax=True (or leave it None) for a graph that outputs logits"
+            )
         scores = torch.from_numpy(outputs)
         return torch.softmax(scores, dim=1) if self._softmax else scores
 
