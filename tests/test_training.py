@@ -229,7 +229,7 @@ def test_adversarial_training_measures_robust_accuracy_and_writes_a_report(
 
 
 def test_robust_validation_runs_at_val_eps(tmp_path: Path, data_dir: Path) -> None:
-    from advlab.training import trainer as trainer_module
+    from advlab.training import validation as trainer_module
 
     seen: list[float] = []
 
@@ -451,7 +451,7 @@ def test_bundled_robust_model_resists_pgd_where_the_standard_one_falls() -> None
 
 
 def test_a_config_field_added_later_at_its_default_does_not_block_a_resume() -> None:
-    from advlab.training.trainer import _differs
+    from advlab.training.checkpoints import config_differs as _differs
 
     saved = {"adversarial": {"method": "pgd", "eps": 0.3}, "epochs": 12}
     assert not _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.3, "val_eps": None},
