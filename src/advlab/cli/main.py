@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -47,9 +48,10 @@ def version() -> None:
     console.print(__version__)
 
 
-for command in (demo, evaluate, attack, train, transfer, defend, detect):
-    app.command()(command)
-for command in (info.serve, info.models, info.datasets, info.attacks, info.runs):
+COMMANDS: list[Callable[..., None]] = [demo, evaluate, attack, train, transfer, defend, detect,
+                                       info.serve, info.models, info.datasets, info.attacks,
+                                       info.runs]  # fmt: skip
+for command in COMMANDS:
     app.command()(command)
 
 

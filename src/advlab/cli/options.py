@@ -33,7 +33,7 @@ Force = Annotated[
 
 #: For a config field, the option(s) that set it: a name, several, or (for a nested
 #: config) one option per key. A field not listed is set by the option of its name.
-Options = Mapping[str, str | tuple[str, ...] | Mapping[str, str]]
+Options = Mapping[str, Any]
 
 
 def given_options(ctx: typer.Context) -> set[str]:

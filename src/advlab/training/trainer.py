@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -283,7 +283,8 @@ class _Run:
         if self._compiled_model is None:
             # Static shapes: a run sees two batch sizes (full and last), and the graphs
             # torch would make dynamic after the second one run slower on CPU.
-            self._compiled_model = torch.compile(model, dynamic=False)
+            compiled = torch.compile(model, dynamic=False)
+            self._compiled_model = cast(nn.Module, compiled)
         return self._compiled_model
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:

@@ -8,7 +8,7 @@ import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,7 +30,7 @@ class AttackChoice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    norm: str = "linf"
+    norm: Literal["linf", "l2"] = "linf"
     params: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -48,9 +48,9 @@ class AttackChoice(BaseModel):
             raise ValueError(f"unknown attack '{name}': use one of {', '.join(sorted(ATTACKS))}")
         return key
 
-    @field_validator("norm")
+    @field_validator("norm", mode="before")
     @classmethod
-    def _norm(cls, norm: str) -> str:
+    def _norm(cls, norm: Any) -> Any:
         if norm not in ("linf", "l2"):
             raise ValueError(f"unknown norm '{norm}': use linf or l2")
         return norm
@@ -193,7 +193,7 @@ def _field_names(model_type: type[BaseModel], path: list[str]) -> list[str]:
     """The keys valid at ``path`` (a nested model's fields for a nested key)."""
     current: Any = model_type
     for part in path:
-        field = current.model_fields.get(part) if isinstance(current, type) else None
+        field = current.model_fields.get(part) if _is_model(current) else None
         annotation = getattr(field, "annotation", None)
         nested = [a for a in getattr(annotation, "__args__", (annotation,)) if _is_model(a)]
         if not nested:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from advlab.errors import check
-from advlab.models import load_model, resolve_device
+from advlab.models import ImageClassifier, load_model, resolve_device
 from advlab.targets import Target, TargetClassifier
 from advlab.workflows.common import check_compatible, load_data, prepare_folder, write_config
 from advlab.workflows.config import EvaluateConfig
@@ -35,8 +35,10 @@ def run_evaluation(
 
     out_dir = prepare_folder(config, force=force, results=RESULT_FILES)
     device = resolve_device(config.device)
-    model = (
-        load_target(config.target)
+    # A black box stands in for a model wherever a model goes (query-only: the config
+    # has checked that every attack is black-box).
+    model: ImageClassifier = (
+        cast(ImageClassifier, load_target(config.target))
         if config.target
         else load_model(config.model, weights=config.weights, device=device)
     )
