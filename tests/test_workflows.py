@@ -230,3 +230,14 @@ def test_python_m_advlab_training_is_advlab_train(home, data_dir):
     assert saved.epochs == 1 and saved.out_dir == out and not saved.distill
     assert (out / "best.safetensors").is_file()
     assert main(["--config", str(home / "missing.yaml")]) == 2
+
+
+def test_train_refuses_the_folder_of_a_different_run(home, data_dir, capsys):
+    args, _ = _commands(home, data_dir)["train"]
+    out = home / "run"
+    assert run_cli([*args, "--out", str(out)], capsys)[0] == 0
+    best = (out / "best.safetensors").read_bytes()
+    code, _, err = run_cli([*args, "--seed", "7", "--out", str(out)], capsys)
+    assert code == 2 and "holds the results of a different run" in err and "'seed'" in err
+    assert "--force" not in err and (out / "best.safetensors").read_bytes() == best
+    assert yaml.safe_load((out / "config.yaml").read_text())["seed"] == 0

@@ -60,13 +60,14 @@ def note_fewer(data: ImageDataset, n: int | None, option: str = "--n") -> None:
 
 
 def prepare_folder(
-    config: RunConfig, *, force: bool = False, results: tuple[str, ...] = ()
+    config: RunConfig, *, force: bool | None = False, results: tuple[str, ...] = ()
 ) -> Path:
     """Check, before any work, that ``config``'s results folder can take this run.
 
     Refused in one line: a folder that is a file, one that cannot be written, and one that
     holds the results of a *different* run (another ``config.yaml``, or any of the
     ``results`` files without one), unless ``force``. The same run may resume into it.
+    ``force=None``: the job offers no overwriting (training refuses another run's folder).
     """
     folder = config.folder
     if folder.exists() and not folder.is_dir():
@@ -80,14 +81,14 @@ def prepare_folder(
         if difference:
             raise AdvlabError(
                 f"{folder} holds the results of a different run ({difference}): use another "
-                "--out, or --force to overwrite them"
+                + ("--out" if force is None else "--out, or --force to overwrite them")
             )
         return folder
     found = [name for name in results if (folder / name).exists()]
     if found:
         raise AdvlabError(
             f"{folder} holds results of another run ({found[0]}, no {CONFIG_FILE}): use "
-            "another --out, or --force to overwrite them"
+            + ("another --out" if force is None else "another --out, or --force to overwrite them")
         )
     return folder
 

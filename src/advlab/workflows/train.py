@@ -23,7 +23,7 @@ def run_train(config: TrainConfig, *, progress: bool = True) -> TrainOutput:
     A folder holding another run is refused (by its ``config.yaml`` here, by its saved
     state in the trainer), never overwritten.
     """
-    prepare_folder(config)
+    prepare_folder(config, force=None)
     training = config.training()
     if config.distill:
         check_distillation(config)
