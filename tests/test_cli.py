@@ -373,7 +373,7 @@ def test_train_adversarially_and_distil_from_the_command_line(home, capsys, data
 
 
 def test_results_table_shows_queries_for_query_based_attacks(capsys) -> None:
-    from advlab.cli.main import _print_results
+    from advlab.cli.evaluate import print_results as _print_results
 
     row = {"attack": "square", "key": "square-linf[max_queries=500]", "norm": "linf", "eps": 0.3,
            "robust_accuracy": 0.1, "attack_success_rate": 0.9, "mean_linf": 0.3, "mean_l2": 4.0,

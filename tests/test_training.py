@@ -16,6 +16,7 @@ from advlab.attacks import FGSM, PGD
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.models import ImageClassifier, load_model
+from advlab.reports.training import write_training_report as write_report
 from advlab.training import (
     AdversarialStep,
     DistillationStep,
@@ -213,7 +214,7 @@ def test_adversarial_training_measures_robust_accuracy_and_writes_a_report(
                         "val_steps": 5},
         "n_train": 800, "n_val": 300,
     }  # fmt: skip
-    result = train(tiny(tmp_path / "r", data_dir, **extra), progress=False)
+    result = train(tiny(tmp_path / "r", data_dir, **extra), progress=False, report=write_report)
     first, last = result.history
     assert first["eps"] == pytest.approx(0.1 * (len(range(0, 800, 64)) - 1) / 13, rel=0.2)
     assert last["eps"] == 0.1
@@ -229,7 +230,7 @@ def test_adversarial_training_measures_robust_accuracy_and_writes_a_report(
 
 
 def test_robust_validation_runs_at_val_eps(tmp_path: Path, data_dir: Path) -> None:
-    from advlab.training import trainer as trainer_module
+    from advlab.training import validation as trainer_module
 
     seen: list[float] = []
 
@@ -243,7 +244,7 @@ def test_robust_validation_runs_at_val_eps(tmp_path: Path, data_dir: Path) -> No
                                "val_steps": 2})  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trainer_module, "PGD", RecordingPGD)
-        train(config, progress=False)
+        train(config, progress=False, report=write_report)
     assert seen == [0.05]
     best = json.loads((tmp_path / "v" / "best.json").read_text())
     assert best["metrics"]["val_robust_attack"].startswith("pgd eps=0.05 steps=2")
@@ -268,7 +269,7 @@ def test_catastrophic_overfitting_is_reported_and_stops_the_run(
         patch.setattr(
             "advlab.training.trainer._Run._robust_accuracy", lambda self, *a: next(robust)
         )
-        result = train(config, progress=False, step=Collapse())
+        result = train(config, progress=False, step=Collapse(), report=write_report)
     assert [r["epoch"] for r in result.history] == [1, 2, 3]  # stopped after the collapse
     assert result.history[-1]["catastrophic_overfitting"] == 1.0
     assert result.stopped is not None and "catastrophic overfitting at epoch 3" in result.stopped
@@ -451,7 +452,7 @@ def test_bundled_robust_model_resists_pgd_where_the_standard_one_falls() -> None
 
 
 def test_a_config_field_added_later_at_its_default_does_not_block_a_resume() -> None:
-    from advlab.training.trainer import _differs
+    from advlab.training.checkpoints import config_differs as _differs
 
     saved = {"adversarial": {"method": "pgd", "eps": 0.3}, "epochs": 12}
     assert not _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.3, "val_eps": None},

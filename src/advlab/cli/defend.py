@@ -9,14 +9,25 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from advlab.cli.options import BatchSize, ConfigOption, Device, Quiet, Seed, console
-from advlab.config import AttackChoice, DefendConfig, parse_epsilon, validated
+from advlab.cli.options import (
+    BatchSize,
+    ConfigOption,
+    Device,
+    Force,
+    Quiet,
+    Seed,
+    build_config,
+    console,
+)
 from advlab.reports.tables import attack_name
+from advlab.workflows.base import AttackChoice, parse_epsilon
+from advlab.workflows.config import DefendConfig
 
 DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 
 def defend(
+    ctx: typer.Context,
     config_file: ConfigOption = None,
     model: Annotated[str, typer.Option(help="The undefended model (as for evaluate).")] = (
         "mnist-cnn"
@@ -72,6 +83,7 @@ def defend(
     ] = "advlab-defend",
     store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Compare defenses: clean accuracy, robust accuracy under plain and adaptive attacks.
@@ -85,23 +97,22 @@ def defend(
     """
     from advlab.workflows import run_defend
 
-    choices = [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)]
-    epsilons = [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])]
-    config: DefendConfig = validated(
-        DefendConfig,
-        {
-            "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
-            "split": split, "n": n, "seed": seed, "defenses": list(defense or []),
-            "defended_models": list(defended_model or []), "detectors": list(detector or []),
-            "detector_fpr": detector_fpr, "detector_fit_n": detector_fit_n,
-            "attacks": [c.model_dump() for c in choices],
-            "epsilons": epsilons, "eot_samples": eot_samples, "gap_threshold": gap,
-            "checks": checks, "check_n": check_n,
-            "check_eps": None if check_eps is None else parse_epsilon(check_eps),
-            "batch_size": batch_size, "device": device, "out": out, "store": store,
-            "report": report,
-        },
-    )  # fmt: skip
+    values = {
+        "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
+        "split": split, "n": n, "seed": seed, "defenses": list(defense or []),
+        "defended_models": list(defended_model or []), "detectors": list(detector or []),
+        "detector_fpr": detector_fpr, "detector_fit_n": detector_fit_n,
+        "attacks": [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)],
+        "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
+        "eot_samples": eot_samples, "gap_threshold": gap, "checks": checks,
+        "check_n": check_n, "check_eps": None if check_eps is None else parse_epsilon(check_eps),
+        "batch_size": batch_size, "device": device, "out": out, "store": store,
+        "report": report,
+    }  # fmt: skip
+    options = {"defenses": "defense", "defended_models": "defended_model",
+               "detectors": "detector", "attacks": ("attack", "norm"), "epsilons": "eps",
+               "gap_threshold": "gap"}  # fmt: skip
+    config = build_config(ctx, DefendConfig, values, options)
     if not quiet:
         rows = [*config.defenses, *config.defended_models, *config.detectors]
         text = (
@@ -110,7 +121,7 @@ def defend(
             f"{', '.join(f'{e:g}' for e in config.epsilons)}"
         )
         console.print(f"[bold]advlab defend[/bold] {escape(text)}")
-    output = run_defend(config, progress=not quiet)
+    output = run_defend(config, progress=not quiet, force=force)
     if output.resumed_rows or output.resumed_checks:
         results = output.results["rows"]
         checked = sum(row.get("checks") is not None for row in results)

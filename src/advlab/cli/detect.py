@@ -12,15 +12,19 @@ from advlab.cli.options import (
     BatchSize,
     ConfigOption,
     Device,
+    Force,
     Quiet,
     Seed,
+    build_config,
     console,
 )
 from advlab.cli.options import pct as _pct
-from advlab.config import AttackChoice, parse_epsilon, validated
+from advlab.workflows.base import AttackChoice, parse_epsilon
+from advlab.workflows.config import DetectConfig
 
 
 def detect(
+    ctx: typer.Context,
     config_file: ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
     weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
@@ -57,44 +61,32 @@ def detect(
         str, typer.Option(help="Output folder for detection.json and report.html.")
     ] = "advlab-detect",
     report: Annotated[bool, typer.Option(help="Write report.html.")] = False,
+    force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Detection rate, false positive rate and ROC AUC of a detector, per attack and eps."""
-    from advlab.evaluation.detection_run import DetectConfig, run_detection
+    from advlab.workflows import run_detection
 
-    config: DetectConfig = validated(
-        DetectConfig,
-        {
-            "model": model,
-            "weights": weights,
-            "dataset": dataset,
-            "data_dir": data_dir,
-            "detector": detector,
-            "fpr": fpr,
-            "attacks": [
-                AttackChoice.parse(text, norm).model_dump() for text in (attack or ["fgsm", "pgd"])
-            ],
-            "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
-            "n": n,
-            "n_fit": n_fit,
-            "fit_split": fit_split,
-            "train_attack": AttackChoice.parse(train_attack, norm).model_dump(),
-            "adaptive": adaptive,
-            "adaptive_steps": adaptive_steps,
-            "batch_size": batch_size,
-            "seed": seed,
-            "device": device,
-            "out": out,
-            "report": report,
-        },
-    )
+    values = {
+        "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
+        "detector": detector, "fpr": fpr,
+        "attacks": [AttackChoice.parse(text, norm) for text in (attack or ["fgsm", "pgd"])],
+        "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
+        "n": n, "n_fit": n_fit, "fit_split": fit_split,
+        "train_attack": AttackChoice.parse(train_attack, norm), "adaptive": adaptive,
+        "adaptive_steps": adaptive_steps, "batch_size": batch_size, "seed": seed,
+        "device": device, "out": out, "report": report,
+    }  # fmt: skip
+    options = {"attacks": ("attack", "norm"), "epsilons": "eps",
+               "train_attack": ("train_attack", "norm")}  # fmt: skip
+    config = build_config(ctx, DetectConfig, values, options)
     if not quiet:
         console.print(
             f"[bold]advlab[/bold] {config.detector} detector on {config.model}, {config.dataset} "
             f"(n={config.n}, fit on {config.n_fit} {config.fit_split} images, seed={config.seed}),"
             f" target FPR {config.fpr:g}"
         )
-    output = run_detection(config, progress=not quiet)
+    output = run_detection(config, progress=not quiet, force=force)
     if not quiet:
         _print_detection(output.results)
     console.print(f"results: {output.results_path}")

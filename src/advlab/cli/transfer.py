@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from advlab.cli.options import BatchSize, ConfigOption, Device, Quiet, Seed, console
-from advlab.config import AttackChoice, parse_epsilon
-from advlab.errors import AdvlabError, check
+from advlab.cli.options import (
+    BatchSize,
+    ConfigOption,
+    Device,
+    Force,
+    Quiet,
+    Seed,
+    build_config,
+    console,
+)
+from advlab.workflows.base import AttackChoice, parse_epsilon
+from advlab.workflows.config import TransferConfig
 
 if TYPE_CHECKING:  # the command imports torch and matplotlib only when it runs
     from advlab.evaluation.transfer import TransferCell, TransferMatrix
@@ -20,6 +28,7 @@ DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 
 def transfer(
+    ctx: typer.Context,
     config_file: ConfigOption = None,
     source: Annotated[
         list[str] | None,
@@ -52,6 +61,7 @@ def transfer(
         str, typer.Option(help="Output folder for transfer.json, transfer.csv and heatmaps.")
     ] = "advlab-transfer",
     report: Annotated[bool, typer.Option(help="Also write transfer.html.")] = False,
+    force: Force = False,
     quiet: Quiet = False,
 ) -> None:
     """Transferability: craft on each source, evaluate on each target.
@@ -60,91 +70,40 @@ def transfer(
     target (columns), counted over the images both classify correctly; the diagonal is the
     white-box rate. Examples are crafted once per source and reused for every target.
     """
-    from advlab.data import load_dataset
-    from advlab.evaluation import AttackSpec
-    from advlab.evaluation.transfer import transfer_matrix
-    from advlab.models import resolve_device
     from advlab.reports.tables import format_eps
-    from advlab.reports.transfer import save_transfer_heatmaps, write_transfer_report
+    from advlab.workflows import run_transfer
 
-    check(bool(source), "give at least one --source model to craft the examples on")
-    check(bool(eps), "give at least one --eps, e.g. --eps 8/255 on CIFAR-10 or --eps 0.3 on MNIST")
-    assert source is not None and eps is not None
-    choices = [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)]
-    specs = [AttackSpec(name=c.name, norm=c.norm, params=dict(c.params)) for c in choices]
-    epsilons = [parse_epsilon(str(text)) for text in eps]
-    target_specs = list(target or source)
-    for role, specs_given in (("--source", source), ("--target", target_specs)):
-        twice = sorted({spec for spec in specs_given if specs_given.count(spec) > 1})
-        check(not twice, f"{role} {', '.join(twice)} is listed twice: give each model once")
-    dataset = dataset or _default_dataset(source[0])
-    run_device = resolve_device(device)
-    models = _load_models([*source, *target_specs], run_device)
-    data = load_dataset(dataset, split, n, data_dir, seed=seed)
-    config: dict[str, Any] = {
-        "sources": list(source), "targets": target_specs,
-        "attacks": [c.model_dump() for c in choices], "epsilons": epsilons, "dataset": dataset,
+    values = {
+        "sources": list(source or []), "targets": list(target or []),
+        "attacks": [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)],
+        "epsilons": [parse_epsilon(str(text)) for text in eps or []], "dataset": dataset,
         "data_dir": data_dir, "split": split, "n": n, "seed": seed, "batch_size": batch_size,
         "device": device, "out": out, "report": report,
     }  # fmt: skip
-    out_dir = Path(out).expanduser()
+    options = {"sources": "source", "targets": "target", "attacks": ("attack", "norm"),
+               "epsilons": "eps"}  # fmt: skip
+    config = build_config(ctx, TransferConfig, values, options)
     if not quiet:
-        attacks_text = ", ".join(spec.key for spec in specs)
-        eps_text = ", ".join(format_eps(e, norm) for e in epsilons)
+        attacks_text = ", ".join(_key(choice) for choice in config.attacks)
+        eps_text = ", ".join(format_eps(e, config.attacks[0].norm) for e in config.epsilons)
         text = (
-            f"{', '.join(source)} -> {', '.join(target_specs)} on {dataset} (n={len(data)}, "
-            f"seed={seed}): {attacks_text} at eps {eps_text}"
+            f"{', '.join(config.sources)} -> {', '.join(config.targets)} on {config.dataset} "
+            f"(n={config.n}, seed={config.seed}): {attacks_text} at eps {eps_text}"
         )
         console.print(f"[bold]advlab transfer[/bold] {escape(text)}")
-
-    def save(partial: TransferMatrix) -> None:
-        partial.write_json(out_dir / "transfer.json")
-        partial.write_csv(out_dir / "transfer.csv")
-
-    result = transfer_matrix(
-        {spec: models[spec] for spec in source},
-        {spec: models[spec] for spec in target_specs},
-        specs,
-        epsilons,
-        data,
-        batch_size=batch_size,
-        seed=seed,
-        progress=not quiet,
-        run_config=config,
-        on_update=save,
-    )
-    save(result)
-    results = result.to_dict()
-    figures = save_transfer_heatmaps(results, out_dir)
+    output = run_transfer(config, progress=not quiet, force=force)
     if not quiet:
-        _print_matrices(result)
-    console.print(f"results: {out_dir / 'transfer.json'} and transfer.csv", markup=False)
-    console.print(f"figures: {', '.join(path.name for path in figures)}", markup=False)
-    if report:
-        page = write_transfer_report(results, out_dir / "transfer.html")
-        console.print(f"report:  {page}", markup=False)
+        _print_matrices(output.matrix)
+    console.print(f"results: {output.results_path} and transfer.csv", markup=False)
+    console.print(f"figures: {', '.join(path.name for path in output.figures)}", markup=False)
+    if output.report_path:
+        console.print(f"report:  {output.report_path}", markup=False)
 
 
-def _default_dataset(spec: str) -> str:
-    from advlab.models import get_entry
+def _key(choice: AttackChoice) -> str:
+    from advlab.evaluation import AttackSpec
 
-    try:
-        return get_entry(spec).dataset
-    except AdvlabError:
-        raise AdvlabError(
-            f"model '{spec}' is not in the registry, so its data set is unknown: pass --dataset"
-        ) from None
-
-
-def _load_models(specs: list[str], device: Any) -> dict[str, Any]:
-    """Each model once, by the text that named it (a source may also be a target)."""
-    from advlab.models import load_model
-
-    models: dict[str, Any] = {}
-    for spec in specs:
-        if spec not in models:
-            models[spec] = load_model(spec, device=device)
-    return models
+    return AttackSpec(name=choice.name, norm=choice.norm, params=dict(choice.params)).key
 
 
 def _print_matrices(result: TransferMatrix) -> None:

@@ -1,40 +1,28 @@
-"""``python -m advlab.training --config FILE.yaml``: train from a YAML config."""
+"""``python -m advlab.training --config FILE.yaml [--distill] [--no-progress]``: an alias
+of ``advlab train --config FILE.yaml [--distill] [--quiet]``, kept for the zoo's recipes.
+
+An entry point, not a library module: it hands the command line to ``advlab train``
+(imported by name at run time, as the console script would run it).
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
+import importlib
 import sys
-
-from advlab.errors import AdvlabError
-from advlab.training.config import load_config
-from advlab.training.distill import distill
-from advlab.training.trainer import train
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m advlab.training", description=__doc__)
-    parser.add_argument("--config", required=True, help="YAML file with TrainConfig fields")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--distill", action="store_true",
-        help="defensive distillation: a teacher at the config's temperature, then the student",
-    )  # fmt: skip
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config)
-        if args.distill:
-            _, result = distill(config, progress=not args.no_progress)
-        else:
-            result = train(config, progress=not args.no_progress)
-    except AdvlabError as error:
-        logging.getLogger("advlab.training").error("%s", error)
+    args = list(sys.argv[1:] if argv is None else argv)
+    args = ["--quiet" if arg == "--no-progress" else arg for arg in args]
+    if "-h" not in args and "--help" not in args and "--config" not in args:
+        print("usage: python -m advlab.training --config FILE.yaml [--distill] [--no-progress]",
+              file=sys.stderr)  # fmt: skip
         return 2
-    logging.getLogger("advlab.training").info(
-        "best val accuracy %.4f at epoch %d: %s",
-        result.best_val_accuracy, result.best_epoch, result.best_path,
-    )  # fmt: skip
+    cli = importlib.import_module("advlab.cli.main")
+    try:
+        cli.main(["--verbose", "train", *args])
+    except SystemExit as done:
+        return int(done.code or 0)
     return 0
 
 

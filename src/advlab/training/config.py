@@ -7,6 +7,7 @@ CLI shows. Constructing :class:`TrainConfig` directly raises pydantic's ``Valida
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -233,7 +234,9 @@ def _one_line(error: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         nested = len(first["loc"]) > 1 and first["loc"][0] == "adversarial"
-        fields = ", ".join((AdversarialTrainingConfig if nested else TrainConfig).model_fields)
-        return f"unknown training option '{where}': use one of {fields}"
+        fields = list((AdversarialTrainingConfig if nested else TrainConfig).model_fields)
+        near = difflib.get_close_matches(str(first["loc"][-1]), fields, n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'?" if near else f"use one of {', '.join(fields)}"
+        return f"unknown training option '{where}': {hint}"
     more = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
     return f"invalid training option '{where}': {message}{more}"

@@ -15,13 +15,15 @@ from typing import Any
 
 from advlab.errors import AdvlabError
 from advlab.training.config import TrainConfig, load_config
-from advlab.training.trainer import TrainResult, train
+from advlab.training.trainer import ReportWriter, TrainResult, train
 
 TEACHER_DIR = "teacher"
 
 
 def distill(
-    config: TrainConfig | Mapping[str, Any] | str | Path, progress: bool = True
+    config: TrainConfig | Mapping[str, Any] | str | Path,
+    progress: bool = True,
+    report: ReportWriter | None = None,
 ) -> tuple[TrainResult, TrainResult]:
     """Train the teacher into ``out_dir/teacher``, then the student into ``out_dir``.
 
@@ -40,7 +42,7 @@ def distill(
         "out_dir": config.run_dir / TEACHER_DIR, "name": f"{config.run_name}-teacher",
         "distill_from": None,
     })  # fmt: skip
-    teacher = train(teacher_config, progress)
+    teacher = train(teacher_config, progress, report=report)
     student_config = config.model_copy(update={"distill_from": str(teacher.best_path)})
-    student = train(student_config, progress)
+    student = train(student_config, progress, report=report)
     return teacher, student

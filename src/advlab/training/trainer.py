@@ -16,41 +16,49 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from advlab.attacks import PGD
-from advlab.data import DATASETS, ImageDataset
-from advlab.errors import AdvlabError
-from advlab.models import (
-    ImageClassifier,
-    build_model,
-    get_entry,
-    load_model,
-    resolve_device,
-    save_checkpoint,
+from advlab.data import DATASETS
+from advlab.models import ImageClassifier, build_model, load_model, resolve_device
+from advlab.training.checkpoints import (
+    BEST,
+    LAST,
+    check_fits,
+    check_same_run,
+    initialize_from,
+    save_epoch,
 )
-from advlab.training.config import RESUME_FREE_FIELDS, TrainConfig, load_config
+from advlab.training.config import TrainConfig, load_config
 from advlab.training.data import TrainData, augment_batch, prepare_data
-from advlab.reports.training import write_training_report
 from advlab.training.schedule import learning_rate
-from advlab.training.state import load_state, restore_rng, rng_states, save_state, write_history
+from advlab.training.state import load_state, restore_rng
 from advlab.training.steps import (
     DistillationStep,
     EpsilonScheduled,
     TrainingStep,
     make_training_step,
 )
+from advlab.training.validation import (
+    EpochRecord,
+    evaluate_accuracy,
+    robust_accuracy,
+    robust_val_set,
+    selection_score,
+    stop_reason,
+)
+
+
+#: ``(out_dir, config, history, stopped)``: writes a run's report page after each epoch.
+ReportWriter = Callable[[Path, TrainConfig, list[EpochRecord], str | None], object]
 
 log = logging.getLogger(__name__)
 
-LAST, BEST = "last.safetensors", "best.safetensors"
-EVAL_BATCH = 1000
-
-EpochRecord = dict[str, float]
+__all__ = ["BEST", "LAST", "EpochRecord", "TrainResult", "evaluate_accuracy", "selection_score",
+           "train"]  # fmt: skip
 
 
 @dataclass
@@ -84,12 +92,15 @@ def train(
     *,
     step: TrainingStep | None = None,
     on_epoch_end: Callable[[EpochRecord], None] | None = None,
+    report: ReportWriter | None = None,
 ) -> TrainResult:
     """Train ``config`` (a :class:`TrainConfig`, a mapping or a YAML file) into ``out_dir``.
 
     ``step`` replaces the configured training step (standard or adversarial) with any
     ``step(model, images, labels) -> StepOutput``; ``on_epoch_end`` is called with each
-    epoch's record after its checkpoint is on disk.
+    epoch's record after its checkpoint is on disk. ``report(out_dir, config, history,
+    stopped)`` writes the run's page after every epoch (``advlab train`` passes
+    :func:`advlab.reports.training.write_training_report`; training sits below reports).
     """
     config = load_config(config)
     device = resolve_device(config.device)
@@ -100,12 +111,7 @@ def train(
         else:
             step = make_training_step(config.adversarial, config.temperature)
     with _torch_threads(config.num_threads):
-        return _Run(config, device, step, progress, on_epoch_end).execute()
-
-
-def selection_score(record: EpochRecord) -> float:
-    """What picks the best epoch: robust validation accuracy when measured, else clean."""
-    return record.get("val_robust_accuracy", record["val_accuracy"])
+        return _Run(config, device, step, progress, on_epoch_end, report).execute()
 
 
 @contextlib.contextmanager
@@ -128,12 +134,14 @@ class _Run:
         step: TrainingStep,
         progress: bool,
         on_epoch_end: Callable[[EpochRecord], None] | None,
+        report: ReportWriter | None = None,
     ) -> None:
         self.config = config
         self.device = device
         self.step = step
         self.progress = progress
         self.on_epoch_end = on_epoch_end
+        self.report = report
         self.out_dir = config.run_dir
         self._compiled_model: nn.Module | None = None
 
@@ -142,7 +150,7 @@ class _Run:
         config = self.config
         state = load_state(self.out_dir)
         if state is not None:
-            self._check_same_run(state)
+            check_same_run(config, self.out_dir, state)
             if state["epoch"] >= config.epochs or state.get("stopped"):
                 return self._report_finished(state)
         torch.manual_seed(config.seed)  # weight initialization
@@ -153,13 +161,13 @@ class _Run:
         model.num_classes = int(config.arch_kwargs.get("num_classes", model.num_classes))
         known = DATASETS.get(config.dataset_name)
         if known is not None:  # fail before loading (CIFAR-10 takes seconds to read)
-            self._check_fits(model, known.name, known.image_shape, known.num_classes)
+            check_fits(config, model, known.name, known.image_shape, known.num_classes)
         data = prepare_data(config)
-        self._check_fits(model, data.train.name, data.train.image_shape, data.train.num_classes)
+        check_fits(config, model, data.train.name, data.train.image_shape, data.train.num_classes)
         model.class_names = list(data.train.class_names)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if state is None and config.init_from is not None:
-            self._initialize_from(model, config.init_from)
+            initialize_from(config, model, config.init_from, self.device)
         optimizer = self._optimizer(model)
         generator = torch.Generator().manual_seed(config.seed)  # shuffling and augmentation
         history: list[EpochRecord] = []
@@ -177,7 +185,7 @@ class _Run:
             config.model, sizes["train"], data.train.name, data.excluded, sizes["val"],
             config.epochs, self.device,
         )  # fmt: skip
-        robust_val = self._robust_val_set(data.val)
+        robust_val = robust_val_set(config, data.val, self.device)
         stopped: str | None = None
         with self._progress_bar() as bar:
             for epoch in range(start, config.epochs):
@@ -185,8 +193,12 @@ class _Run:
                 if robust_val is not None:
                     record["val_robust_accuracy"] = self._robust_accuracy(model, *robust_val)
                 history.append(record)
-                stopped = self._stop_reason(history)
-                self._save_epoch(model, optimizer, generator, history, sizes, stopped)
+                stopped = stop_reason(config, history)
+                save_epoch(
+                    config, model, optimizer, generator, self.device, history, sizes, stopped
+                )
+                if self.report is not None:
+                    self.report(self.out_dir, config, history, stopped)
                 log.info(
                     "epoch %d/%d: loss %.4f, train acc %.4f, val acc %.4f%s (%.1f s)",
                     epoch + 1, config.epochs, record["train_loss"], record["train_accuracy"],
@@ -202,54 +214,12 @@ class _Run:
                     break
         return self._result(history, start, sizes, stopped)
 
-    # -- robust validation and early stopping ---------------------------------------------
-    def _robust_val_set(self, val: ImageDataset) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """A fixed, seeded subset of the validation images for PGD robust accuracy."""
-        adversarial = self.config.adversarial
-        if adversarial is None:
-            return None
-        order = torch.randperm(len(val), generator=torch.Generator().manual_seed(self.config.seed))
-        index = order[: adversarial.val_n]
-        images = val.pixels[index].to(self.device).float().div_(255.0)
-        return images, val.labels[index].to(self.device)
-
+    # -- robust validation (a method, so that tests can stand in for it) -----------------
     def _robust_accuracy(
         self, model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor
     ) -> float:
-        adversarial = self.config.adversarial
-        assert adversarial is not None
-        # A fixed seed: every epoch faces the same random starts, so epochs compare fairly.
-        attack = PGD(adversarial.validation_eps, steps=adversarial.val_steps,
-                     norm=adversarial.norm, seed=0)  # fmt: skip
-        robust = 0
-        for start in range(0, len(labels), EVAL_BATCH):
-            chunk = slice(start, start + EVAL_BATCH)
-            result = attack(model, images[chunk], labels[chunk])
-            robust += int((~result.success).sum())
-        return robust / max(len(labels), 1)
-
-    def _stop_reason(self, history: list[EpochRecord]) -> str | None:
-        """Catastrophic overfitting or lost patience: why to stop after this epoch, if so."""
-        config, record = self.config, history[-1]
-        adversarial = config.adversarial
-        if adversarial is not None and len(history) > 1:
-            best = max(item["val_robust_accuracy"] for item in history[:-1])
-            if record["val_robust_accuracy"] < best - adversarial.overfit_drop:
-                record["catastrophic_overfitting"] = 1.0
-                message = (
-                    f"catastrophic overfitting at epoch {int(record['epoch'])}: PGD robust "
-                    f"accuracy fell from {best:.4f} to {record['val_robust_accuracy']:.4f} "
-                    f"(train acc {record['train_accuracy']:.4f}); the best checkpoint is the "
-                    "last robust one"
-                )
-                log.warning("%s", message)
-                if adversarial.early_stop:
-                    return message
-        if config.patience is not None:
-            best_epoch = max(history, key=selection_score)["epoch"]
-            if record["epoch"] - best_epoch >= config.patience:
-                return f"no improvement for {config.patience} epochs (early stopping)"
-        return None
+        assert self.config.adversarial is not None
+        return robust_accuracy(self.config.adversarial, model, images, labels)
 
     def _train_epoch(
         self,
@@ -324,7 +294,8 @@ class _Run:
         if self._compiled_model is None:
             # Static shapes: a run sees two batch sizes (full and last), and the graphs
             # torch would make dynamic after the second one run slower on CPU.
-            self._compiled_model = torch.compile(model, dynamic=False)
+            compiled = torch.compile(model, dynamic=False)
+            self._compiled_model = cast(nn.Module, compiled)
         return self._compiled_model
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -332,77 +303,6 @@ class _Run:
         if self.config.amp and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
-
-    # -- checkpoints ----------------------------------------------------------------------
-    def _save_epoch(
-        self,
-        model: ImageClassifier,
-        optimizer: torch.optim.Optimizer,
-        generator: torch.Generator,
-        history: list[EpochRecord],
-        sizes: dict[str, int],
-        stopped: str | None = None,
-    ) -> None:
-        record = history[-1]
-        save_checkpoint(
-            model.net, self.out_dir / LAST, self._metadata(model, record, history, sizes)
-        )
-        best = max(history, key=selection_score)
-        if best is record:  # first epoch with the highest accuracy wins ties
-            save_checkpoint(
-                model.net, self.out_dir / BEST, self._metadata(model, record, history, sizes)
-            )
-        write_history(self.out_dir, history)
-        save_state(self.out_dir, {
-            "epoch": int(record["epoch"]),
-            "model": {key: value.detach().cpu() for key, value in model.net.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": {"name": self.config.schedule, "epoch": int(record["epoch"])},
-            "rng": rng_states(generator, self.device),
-            "history": history,
-            "sizes": sizes,
-            "config": self.config.identity(),
-            "stopped": stopped or "",
-        })  # fmt: skip
-        write_training_report(self.out_dir, self.config, history, stopped)
-
-    def _metadata(
-        self,
-        model: ImageClassifier,
-        record: EpochRecord,
-        history: list[EpochRecord],
-        sizes: dict[str, int],
-    ) -> dict[str, Any]:
-        config = self.config
-        metrics: dict[str, Any] = {
-            "val_accuracy": record["val_accuracy"],
-            "train_accuracy": record["train_accuracy"],
-            "train_loss": record["train_loss"],
-        }
-        if "val_robust_accuracy" in record and config.adversarial is not None:
-            metrics["val_robust_accuracy"] = record["val_robust_accuracy"]
-            metrics["val_robust_attack"] = (
-                f"pgd eps={config.adversarial.validation_eps} steps={config.adversarial.val_steps} "
-                f"on {config.adversarial.val_n} held-out images"
-            )
-        if config.val_split == "test" and config.n_val is None:
-            metrics["test_accuracy"] = record["val_accuracy"]  # the whole test split
-        return {
-            "name": config.run_name,
-            "architecture": config.model,
-            "arch_kwargs": {**get_entry(config.model).arch_kwargs, **config.arch_kwargs},
-            "input_shape": list(model.input_shape),
-            "num_classes": model.num_classes,
-            "mean": list(model.mean),
-            "std": list(model.std),
-            "class_names": list(model.class_names),
-            "dataset": config.dataset_name,
-            "data_sizes": sizes,
-            "epoch": int(record["epoch"]),
-            "metrics": metrics,
-            "history": history,
-            "training": config.model_dump(mode="json"),
-        }
 
     # -- helpers --------------------------------------------------------------------------
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -415,55 +315,6 @@ class _Run:
         return torch.optim.Adam(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-
-    def _check_fits(
-        self, model: ImageClassifier, dataset: str, shape: tuple[int, ...], classes: int
-    ) -> None:
-        if tuple(model.input_shape) != tuple(shape):
-            raise AdvlabError(
-                f"model '{self.config.model}' takes {tuple(model.input_shape)} images but "
-                f"'{dataset}' has {tuple(shape)}: pick a matching model and data set"
-            )
-        if classes and classes != model.num_classes:
-            raise AdvlabError(
-                f"model '{self.config.model}' has {model.num_classes} outputs but '{dataset}' "
-                f"has {classes} classes: pick a matching pair, or set arch_kwargs num_classes"
-            )
-
-    def _initialize_from(self, model: ImageClassifier, spec: str) -> None:
-        """Copy ``spec``'s weights into ``model``: both must be the same network."""
-        source = load_model(spec, device=self.device)
-        ours, theirs = model.net.state_dict(), source.net.state_dict()
-        mismatch = sorted(set(ours) ^ set(theirs)) or sorted(
-            key for key in ours if ours[key].shape != theirs[key].shape
-        )
-        if mismatch:
-            raise AdvlabError(
-                f"cannot start from '{spec}': its weights do not fit '{self.config.model}' "
-                f"with arch_kwargs {self.config.arch_kwargs} (first difference: "
-                f"'{mismatch[0]}'); use the same architecture and arch_kwargs"
-            )
-        if tuple(source.mean) != tuple(model.mean) or tuple(source.std) != tuple(model.std):
-            # The weights were learnt on inputs normalized another way.
-            raise AdvlabError(
-                f"cannot start from '{spec}': it normalizes with mean {tuple(source.mean)}, "
-                f"std {tuple(source.std)}, '{self.config.model}' with {tuple(model.mean)}, "
-                f"{tuple(model.std)}; start from a model of the same registry entry"
-            )
-        model.net.load_state_dict(theirs)
-        log.info("starting from the weights of %s", spec)
-
-    def _check_same_run(self, state: dict[str, Any]) -> None:
-        saved, current = state["config"], self.config.identity()
-        # A field made free to change since the run was saved is free for it too.
-        keys = (set(saved) | set(current)) - RESUME_FREE_FIELDS
-        changed = sorted(key for key in keys if _differs(saved.get(key), current.get(key)))
-        if changed:
-            key = changed[0]
-            raise AdvlabError(
-                f"{self.out_dir} holds a run with a different '{key}' ({saved.get(key)!r}, now "
-                f"{current.get(key)!r}): use another out_dir, or delete it to start over"
-            )
 
     def _report_finished(self, state: dict[str, Any]) -> TrainResult:
         history = list(state["history"])
@@ -511,22 +362,3 @@ def _epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches.pop()  # BatchNorm cannot train on a batch of one image
     return batches
-
-
-@torch.no_grad()
-def evaluate_accuracy(model: nn.Module, data: ImageDataset, device: torch.device) -> float:
-    """Top-1 accuracy on ``data`` in eval mode (the model is left in eval mode)."""
-    model.eval()
-    correct = 0
-    for _, images, labels in data.batches(EVAL_BATCH):
-        predictions = model(images.to(device)).argmax(1)
-        correct += int((predictions == labels.to(device)).sum())
-    return correct / max(len(data), 1)
-
-
-def _differs(saved: Any, current: Any) -> bool:
-    """Config values differ; a field missing on one side equals None (a field added to
-    the config since the run was saved, left at its default, must not block a resume)."""
-    if isinstance(saved, dict) and isinstance(current, dict):
-        return any(_differs(saved.get(k), current.get(k)) for k in set(saved) | set(current))
-    return bool(saved != current)

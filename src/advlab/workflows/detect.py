@@ -1,4 +1,4 @@
-"""``advlab detect`` as a Python call: load, fit the detector, evaluate, write the results.
+"""``advlab detect`` as a call: load, fit the detector, evaluate, write the results.
 
 The detector is fitted on images it is never evaluated on: by default a seeded subset of
 the training split; with ``fit_split="test"`` (data sets that have no training split,
@@ -13,85 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from advlab.config import AttackChoice, epsilon_list
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
-from advlab.evaluation.detection import DETECTORS, build_detector, evaluate_detection
+from advlab.evaluation.detection import build_detector, evaluate_detection
 from advlab.evaluation.spec import AttackSpec
 from advlab.models import load_model, resolve_device
+from advlab.workflows.common import (
+    check_compatible,
+    load_data,
+    prepare_folder,
+    write_config,
+)
+from advlab.workflows.config import DetectConfig
 
-
-class DetectConfig(BaseModel):
-    """Everything ``advlab detect`` needs; stored in detection.json beside the numbers."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "mnist-cnn"
-    weights: str | None = None
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    detector: str = "squeeze"
-    fpr: float = 0.05
-    attacks: list[AttackChoice] = Field(
-        default_factory=lambda: [AttackChoice(name="fgsm"), AttackChoice(name="pgd")]
-    )
-    epsilons: list[float] = Field(default_factory=lambda: [0.1, 0.3])
-    n: int = Field(default=500, gt=0)
-    n_fit: int = Field(default=2000, ge=4)
-    fit_split: str = "train"
-    train_attack: AttackChoice = Field(
-        default_factory=lambda: AttackChoice(name="pgd", params={"steps": 20})
-    )
-    adaptive: bool = True
-    adaptive_steps: int = Field(default=40, gt=0)
-    batch_size: int = Field(default=128, gt=0)
-    seed: int = 0
-    device: str = "auto"
-    out: str = "advlab-detect"
-    report: bool = False
-
-    @field_validator("detector")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in DETECTORS:
-            raise ValueError(f"unknown detector '{name}': use {' or '.join(DETECTORS)}")
-        return name
-
-    @field_validator("fpr")
-    @classmethod
-    def _fpr(cls, fpr: float) -> float:
-        if not 0 < fpr < 1:
-            raise ValueError(f"the false positive rate --fpr must be in (0, 1), got {fpr}")
-        return fpr
-
-    @field_validator("fit_split")
-    @classmethod
-    def _split(cls, split: str) -> str:
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown fit split '{split}': use train or test")
-        return split
-
-    @field_validator("epsilons")
-    @classmethod
-    def _eps(cls, values: list[float]) -> list[float]:
-        return epsilon_list(values)
-
-    @model_validator(mode="after")
-    def _linf_range(self) -> DetectConfig:
-        if not self.attacks:
-            raise ValueError("give at least one --attack")
-        if max(self.epsilons) > 1:
-            raise ValueError(
-                f"L-inf eps is in [0, 1] pixel units, got {max(self.epsilons)}: "
-                "use e.g. 8/255=0.0314"
-            )
-        return self
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out).expanduser()
+RESULT_FILES = ("detection.json",)
 
 
 @dataclass
@@ -112,8 +48,8 @@ def detection_data(
 ) -> tuple[ImageDataset, ImageDataset]:
     """``(fit, test)``: disjoint seeded subsets, ``fit`` from ``fit_split``."""
     if fit_split != "test":
-        test = load_dataset(dataset, "test", n, data_dir, seed=seed)
-        return load_dataset(dataset, fit_split, n_fit, data_dir, seed=seed), test
+        test = load_data(dataset, "test", n, data_dir, seed=seed)
+        return load_data(dataset, fit_split, n_fit, data_dir, seed=seed, option="--n-fit"), test
     full = load_dataset(dataset, "test", None, data_dir, seed=seed)
     check(
         n + n_fit <= len(full),
@@ -124,19 +60,18 @@ def detection_data(
     return full.subset(np.sort(order[n : n + n_fit])), full.subset(np.sort(order[:n]))
 
 
-def run_detection(config: DetectConfig, *, progress: bool = True) -> DetectionOutput:
+def run_detection(
+    config: DetectConfig, *, progress: bool = True, force: bool = False
+) -> DetectionOutput:
     """Fit the detector named in ``config``, evaluate it, write detection.json (and report)."""
+    out_dir = prepare_folder(config, force=force, results=RESULT_FILES)
     device = resolve_device(config.device)
     model = load_model(config.model, weights=config.weights, device=device)
     fit_data, test = detection_data(
         config.dataset, config.n, config.n_fit, seed=config.seed,
         fit_split=config.fit_split, data_dir=config.data_dir,
     )  # fmt: skip
-    check(
-        tuple(model.input_shape) == test.image_shape,
-        f"model '{model.name}' expects images of shape {tuple(model.input_shape)} but data set "
-        f"'{test.name}' has {test.image_shape}: pick a matching model and data set",
-    )
+    check_compatible(model, test)
     train = AttackSpec(config.train_attack.name, config.train_attack.norm,
                        dict(config.train_attack.params))  # fmt: skip
     detector = build_detector(
@@ -149,6 +84,7 @@ def run_detection(config: DetectConfig, *, progress: bool = True) -> DetectionOu
         batch_size=config.batch_size,
         seed=config.seed,
     )
+    write_config(config)
     detector.fit(fit_data.images)
     evaluation = evaluate_detection(
         detector,
@@ -163,7 +99,6 @@ def run_detection(config: DetectConfig, *, progress: bool = True) -> DetectionOu
         run_config=config.model_dump(),
         progress=progress,
     )
-    out_dir = config.out_dir
     results = evaluation.to_dict()
     results_path = evaluation.write_json(out_dir / "detection.json")
     report_path = None

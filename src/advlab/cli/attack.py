@@ -1,0 +1,59 @@
+"""``advlab attack``: craft adversarial examples and save them as .npz (and PNGs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from advlab.cli.options import (
+    BatchSize,
+    ConfigOption,
+    Device,
+    Force,
+    Quiet,
+    Seed,
+    build_config,
+    console,
+)
+from advlab.workflows.base import AttackChoice, parse_epsilon
+from advlab.workflows.config import AttackConfig
+
+
+def attack(
+    ctx: typer.Context,
+    config_file: ConfigOption = None,
+    model: Annotated[str, typer.Option(help="Model to attack.")] = "mnist-cnn",
+    weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
+    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
+    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    n: Annotated[int | None, typer.Option(help="Number of images.")] = 100,
+    attack: Annotated[
+        str, typer.Option("--attack", "-a", help="Attack with options, e.g. pgd:steps=20.")
+    ] = "pgd",
+    eps: Annotated[str, typer.Option("--eps", "-e", help="Epsilon (0.03 or 8/255).")] = "0.1",
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    batch_size: BatchSize = 128,
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Annotated[str, typer.Option(help="Output folder for adversarial.npz.")] = "advlab-attack",
+    png: Annotated[bool, typer.Option(help="Also write one PNG per adversarial image.")] = False,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Craft adversarial examples and save them as .npz (and optionally PNGs)."""
+    from advlab.workflows import run_attack
+
+    values = {
+        "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
+        "split": split, "n": n, "attack": AttackChoice.parse(attack, norm),
+        "eps": parse_epsilon(eps), "batch_size": batch_size, "seed": seed, "device": device,
+        "out": out, "png": png,
+    }  # fmt: skip
+    config = build_config(ctx, AttackConfig, values, {"attack": ("attack", "norm")})
+    output = run_attack(config, progress=not quiet, force=force)
+    console.print(
+        f"{config.attack.name} eps={config.eps:g}: success rate {output.success_rate:.1%} "
+        f"on {output.summary['n']} images -> {output.path}"
+    )

@@ -1,0 +1,181 @@
+"""``advlab evaluate`` and ``advlab demo``: robust accuracy over attacks and an eps sweep."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Column, Table
+
+from advlab.cli.options import (
+    BatchSize,
+    ConfigOption,
+    Device,
+    Force,
+    Quiet,
+    Seed,
+    build_config,
+    console,
+    pct,
+)
+from advlab.workflows.base import AttackChoice, parse_epsilon
+from advlab.workflows.config import EvaluateConfig
+
+
+def demo(
+    out: Annotated[
+        str, typer.Option(help="Folder for results.json and report.html.")
+    ] = "advlab-demo",
+    n: Annotated[int, typer.Option(help="Number of bundled held-out MNIST images.")] = 300,
+    store: Annotated[
+        str | None, typer.Option(help="SQLite results store (default ~/.advlab).")
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Offline demo: the bundled MNIST CNN under FGSM, PGD, MIM and DeepFool, eps 0.05..0.3."""
+    from advlab.workflows import demo_config, run_evaluation
+
+    config = demo_config(out=out, n=n, store=store)
+    print_run_header(config)
+    output = run_evaluation(config, progress=not quiet, force=force)
+    print_results(output.results)
+    console.print(f"results: {output.results_path}")
+    if output.report_path:
+        console.print(f"report:  {output.report_path}  (open it in a browser)")
+
+
+def evaluate(
+    ctx: typer.Context,
+    config_file: ConfigOption = None,
+    model: Annotated[
+        str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")
+    ] = "mnist-cnn",
+    weights: Annotated[
+        str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Attack a black box instead: http://HOST:PORT or FILE.onnx.")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Data set name (see 'advlab datasets').")
+    ] = "mnist-demo",
+    data_dir: Annotated[
+        str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    n: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random subset of n images.")
+    ] = 1000,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attack", "-a", help="Attack, repeatable; options as pgd:steps=20,restarts=2."
+        ),
+    ] = None,
+    eps: Annotated[
+        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
+    ] = None,
+    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    batch_size: BatchSize = 128,
+    seed: Seed = 0,
+    device: Device = "auto",
+    out: Annotated[
+        str, typer.Option(help="Output folder for results.json, config.yaml, report.html.")
+    ] = "advlab-results",
+    store: Annotated[
+        str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    examples: Annotated[int, typer.Option(help="Example images per attack in the report.")] = 8,
+    defense: Annotated[
+        str | None,
+        typer.Option(help="Defense in front of the model (jpeg:quality=75); adds adaptive runs."),
+    ] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Clean and robust accuracy of a model over attacks and an epsilon sweep.
+
+    Results are written batch by batch to the store: rerun the same command (or
+    --config OUT/config.yaml) after an interrupt and it resumes where it stopped.
+    """
+    from advlab.workflows import run_evaluation
+
+    values: dict[str, Any] = {
+        "model": model, "weights": weights, "target": target, "dataset": dataset,
+        "data_dir": data_dir, "split": split, "n": n, "seed": seed,
+        "attacks": [AttackChoice.parse(text, norm) for text in (attack or ["pgd"])],
+        "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
+        "batch_size": batch_size, "device": device, "out": out, "store": store,
+        "report": report, "examples": examples, "defense": defense,
+    }  # fmt: skip
+    config = build_config(ctx, EvaluateConfig, values, {"attacks": ("attack", "norm")})
+    if not quiet:
+        print_run_header(config)
+    output = run_evaluation(config, progress=not quiet, force=force)
+    if not quiet:
+        print_results(output.results)
+        if "defense_comparison" in output.results:
+            from advlab.cli.defend import print_comparison
+
+            print_comparison(output.results["defense_comparison"])
+    console.print(f"results: {output.results_path}")
+    if output.report_path:
+        console.print(f"report:  {output.report_path}")
+
+
+def print_run_header(config: EvaluateConfig) -> None:
+    names = ", ".join(a.name + (f"({a.norm})" if a.norm != "linf" else "") for a in config.attacks)
+    console.print(
+        f"[bold]advlab[/bold] {config.model} on {config.dataset} (n={config.n}, "
+        f"seed={config.seed}): {names} at eps {', '.join(f'{e:g}' for e in config.epsilons)}"
+    )
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{float(value):.{digits}f}"
+
+
+def print_results(results: dict[str, Any]) -> None:
+    from advlab.reports.tables import attack_name
+
+    console.print(f"clean accuracy: {pct(results['clean_accuracy'])} on {results['n']} images")
+    # Numbers never get cut; a long attack name (pgd[loss="margin",steps=40]) folds instead.
+    # Short headers, so that all of it fits 80 columns (Linf, L2: mean perturbation norms).
+    # With a query-based attack in the run, its queries matter more than the throughput.
+    queried = any("max_queries" in (row.get("config") or {}) for row in results["results"])
+    last = "query" if queried else "img/s"  # five letters: the table fits 80 columns
+    numbers = {"norm": 4, "eps": 4, "robust": 6, "success": 6, "Linf": 5, "L2": 5,
+               "conf.": 6, last: 5}  # fmt: skip
+    table = Table(
+        Column("attack", overflow="fold", min_width=10),
+        *(Column(name, min_width=width) for name, width in numbers.items()),
+        title="robustness",
+        caption="robust: robust accuracy; success: attack success rate on the images the "
+        "model gets right; Linf, L2: mean perturbation; conf.: mean confidence of the "
+        "adversarial prediction" + ("; query: mean queries per attacked image" if queried else ""),
+    )
+    # Options in the name (pgd[loss="margin",steps=40]) only where they tell runs apart.
+    keys_per_attack: dict[tuple[str, str], set[str]] = {}
+    for row in results["results"]:
+        keys_per_attack.setdefault((row["attack"], row["norm"]), set()).add(str(row.get("key")))
+    for row in results["results"]:
+        ambiguous = len(keys_per_attack[(row["attack"], row["norm"])]) > 1
+        table.add_row(
+            escape(attack_name(row) if ambiguous else row["attack"]),
+            row["norm"],
+            f"{row['eps']:g}",
+            pct(row["robust_accuracy"]),
+            pct(row["attack_success_rate"]),
+            _num(row.get("mean_linf")),
+            _num(row.get("mean_l2")),
+            pct(row.get("mean_confidence")),
+            _num(row.get("mean_queries" if queried else "images_per_second"), 0),
+        )
+    for eps, accuracy in results["worst_case"].items():
+        table.add_row(
+            "[bold]worst-case[/bold]", "", f"{float(eps):g}", pct(accuracy), "", "", "", "", ""
+        )
+    console.print(table)
