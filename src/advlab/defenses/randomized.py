@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.defenses.preprocess import (
+from advlab.defenses.base import (
     DefendedClassifier,
     DefenseLayer,
     iter_leaves,
