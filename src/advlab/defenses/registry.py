@@ -129,19 +129,11 @@ class DetectorEntry:
     attack: type[Attack]
     description: str
 
-    def build(
-        self,
-        model: ImageClassifier,
-        fpr: float = 0.05,
-        *,
-        training_attacks: Sequence[Attack] | None = None,
-        batch_size: int = 256,
-        seed: int = 0,
-    ) -> Detector:
-        """The unfitted detector; ``training_attacks`` are those a trained detector learns."""
-        return self.detector.create(
-            model, fpr, training_attacks=training_attacks, batch_size=batch_size, seed=seed
-        )
+    @property
+    def build(self) -> Callable[..., Detector]:
+        """``build(model, fpr, *, training_attacks, batch_size, seed)``: the unfitted
+        detector (see :meth:`~advlab.defenses.detectors.base.Detector.create`)."""
+        return self.detector.create
 
     def aware(
         self,
@@ -196,7 +188,7 @@ def build_detector(
     seed: int = 0,
 ) -> Detector:
     """An unfitted detector by name; ``training_attacks`` are the binary detector's."""
-    return get_detector(name).build(
+    return get_detector(name).detector.create(
         model, fpr, training_attacks=training_attacks, batch_size=batch_size, seed=seed
     )
 

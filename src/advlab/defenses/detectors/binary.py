@@ -146,10 +146,9 @@ class BinaryDetector(Detector):
         fpr: float = 0.05,
         *,
         training_attacks: Sequence[Attack] | None = None,
-        batch_size: int = 256,
-        seed: int = 0,
+        **options: Any,
     ) -> BinaryDetector:
-        return cls(model, training_attacks, fpr, batch_size=batch_size, seed=seed)
+        return cls(model, training_attacks, fpr, **options)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{a.name}(eps={a.eps:g})" for a in self.attacks if a.eps is not None)
