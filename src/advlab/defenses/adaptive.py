@@ -49,8 +49,8 @@ class StraightThrough(DefenseLayer):
         self.layer = layer
         self.spec_name = f"bpda[{describe(layer)}]"
 
-    @property  # type: ignore[override]
-    def randomized(self) -> bool:
+    @property
+    def randomized(self) -> bool:  # type: ignore[override]
         return is_randomized(self.layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -76,12 +76,12 @@ class Compose(DefenseLayer):
         super().__init__()
         self.steps = nn.ModuleList(steps)
 
-    @property  # type: ignore[override]
-    def differentiable(self) -> bool:
+    @property
+    def differentiable(self) -> bool:  # type: ignore[override]
         return all(is_differentiable(step) for step in self.steps)
 
-    @property  # type: ignore[override]
-    def randomized(self) -> bool:
+    @property
+    def randomized(self) -> bool:  # type: ignore[override]
         return any(is_randomized(step) for step in self.steps)
 
     def extra_repr(self) -> str:
@@ -142,6 +142,9 @@ class DefendedClassifier(ImageClassifier):
     (the new one runs first) instead of nesting.
     """
 
+    base_name: str
+    preprocess: nn.Module
+
     def __init__(
         self,
         model: ImageClassifier,
@@ -156,15 +159,15 @@ class DefendedClassifier(ImageClassifier):
                 "load the model with advlab.models.load_model"
             )
         inner_pre: nn.Module | None = None
-        if _composes_as_defended(model):
-            inner_pre = model.preprocess  # type: ignore[union-attr]
-            base_name = model.base_name  # type: ignore[union-attr]
+        base_name: str = model.name
+        if isinstance(model, DefendedClassifier) and _composes_as_defended(model):
+            inner_pre, base_name = model.preprocess, model.base_name
             base_net, normalize = model.net, model.normalize
         elif type(model).forward is ImageClassifier.forward:
-            base_name, base_net, normalize = model.name, model.net, model.normalize
+            base_net, normalize = model.net, model.normalize
         else:
             # A model with its own forward (e.g. EOT): keep it whole as the network.
-            base_name, base_net, normalize = model.name, model, nn.Identity()
+            base_net, normalize = model, nn.Identity()
         super().__init__(
             net if net is not None else base_net,
             name=model.name,

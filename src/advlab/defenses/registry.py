@@ -126,7 +126,7 @@ class DetectorEntry:
 
     name: str
     detector: type[Detector]
-    attack: type[Attack]
+    attack: Callable[..., Attack]
     description: str
 
     @property

@@ -72,11 +72,12 @@ class Detector(ABC):
 
     def detect(self, images: torch.Tensor) -> torch.Tensor:
         """True where an image is flagged as adversarial (score above the threshold)."""
+        threshold = self.threshold
         check(
-            self.threshold is not None,
-            "the detector has no threshold yet: call fit(clean_images) first",
+            threshold is not None, "the detector has no threshold yet: call fit(clean_images) first"
         )
-        return self.score(images) > self.threshold
+        assert threshold is not None
+        return self.score(images) > threshold
 
     def roc(
         self, clean: torch.Tensor, adversarial: torch.Tensor

@@ -84,6 +84,9 @@ class DetectorHead(nn.Module):
     that they are saved with the weights.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, features: int, hidden: int = 256) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(features))
