@@ -22,8 +22,8 @@ REFERENCE = json.loads((FIXTURES / "attack_reference.json").read_text())["cases"
 
 
 def _maker():
-    spec = importlib.util.spec_from_file_location("make_attack_reference",
-                                                  FIXTURES / "make_attack_reference.py")  # fmt: skip
+    path = FIXTURES / "make_attack_reference.py"
+    spec = importlib.util.spec_from_file_location("make_attack_reference", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
