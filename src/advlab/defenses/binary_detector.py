@@ -27,7 +27,7 @@ from torch import nn
 
 from advlab.attacks.base import Attack
 from advlab.attacks.pgd import PGD
-from advlab.attacks.threat import Norm, direction, project, random_start
+from advlab.attacks.norms import Norm, direction, project, random_start
 from advlab.defenses.detector_base import DetectorAwareAttack, ThresholdDetector, goal_margin
 from advlab.errors import AdvlabError, check
 from advlab.models.checkpoint import load_weights_into, read_sidecar, save_checkpoint

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from advlab.attacks.threat import Norm, direction, project, random_start
+from advlab.attacks.norms import Norm, direction, project, random_start
 from advlab.defenses.adaptive import straight_through
 from advlab.defenses.detector_base import DetectorAwareAttack, ThresholdDetector, goal_margin
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack
-from advlab.attacks.threat import Norm
+from advlab.attacks.norms import Norm
 from advlab.errors import check
 from advlab.models.classifier import ImageClassifier
 
