@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from advlab.attacks.base import Attack
-from advlab.attacks.threat import Norm
+from advlab.attacks.norms import Norm
 from advlab.defenses.base import DefendedClassifier
 from advlab.defenses.detectors.aware import DetectorAwarePGD, SqueezeAwarePGD
 from advlab.defenses.detectors.base import Detector

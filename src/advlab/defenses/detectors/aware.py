@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import Attack, margin_loss
-from advlab.attacks.threat import Norm, direction, project, random_start
+from advlab.attacks.base import Attack
+from advlab.attacks.gradient import margin_loss
+from advlab.attacks.norms import Norm, direction, project, random_start
 from advlab.defenses.detectors.base import Detector
 from advlab.defenses.detectors.binary import BinaryDetector
 from advlab.defenses.detectors.squeezing import FeatureSqueezingDetector, l1_distances

@@ -15,14 +15,13 @@ from typing import Literal
 import torch
 
 from advlab.attacks.base import register_attack
-from advlab.attacks.blackbox import BlackBoxAttack
-from advlab.attacks.threat import Norm
+from advlab.attacks.blackbox.base import BlackBoxAttack
+from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
 
 Basis = Literal["pixel", "dct"]
 _BASES = ("pixel", "dct")
-_TINY = 1e-12
 
 
 @functools.lru_cache(maxsize=8)
@@ -70,7 +69,7 @@ class SimBA(BlackBoxAttack):
     def __init__(
         self,
         eps: float | None = None,
-        norm: Norm = "l2",
+        norm: Norm = L2,
         *,
         step: float = 0.2,
         basis: Basis = "pixel",
@@ -154,11 +153,5 @@ class SimBA(BlackBoxAttack):
         return vectors
 
     def _into_ball(self, delta: torch.Tensor) -> torch.Tensor:
-        if self.eps is None:
-            return delta
-        if self.norm == "linf":
-            return delta.clamp(-self.eps, self.eps)
-        norm = delta.flatten(1).norm(dim=1).clamp_min(_TINY)
-        # A hair inside the sphere so that the framework's final clip never moves it.
-        scale = (self.eps * (1 - 1e-6) / norm).clamp(max=1.0)
-        return delta * scale.view(-1, 1, 1, 1)
+        # Inside the ball such that the framework's final clip never moves it.
+        return delta if self.eps is None else self.ball.shrink_into(delta, self.eps)
