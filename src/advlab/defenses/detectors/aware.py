@@ -2,6 +2,11 @@
 attack that knows it (Carlini and Wagner 2017, "Adversarial examples are not easily
 detected").
 
+Both are the one gradient loop (:class:`~advlab.attacks.gradient.GradientAscent`) with
+their own hooks: the "model" the loop differentiates is the model and the detector in one
+forward (:meth:`DetectorAwareAttack._joint`), the objective is the attack's
+(:meth:`DetectorAwareAttack._objective`), and the update keeps, per image, the last point
+that fools the model and evades the detector (:class:`KeepEvading`).
 :class:`SqueezeAwarePGD` attacks feature squeezing through BPDA; :class:`DetectorAwarePGD`
 the differentiable :class:`~advlab.defenses.detectors.binary.BinaryDetector`, whose logit
 it simply descends while fooling the model.
@@ -9,28 +14,100 @@ it simply descends while fooling the model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import Attack
-from advlab.attacks.gradient import margin_loss
-from advlab.attacks.norms import Norm, direction, project, random_start
+from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.gradient import (
+    GradientAscent,
+    Objective,
+    SteepestAscent,
+    default_step_size,
+    margin_loss,
+    start_in_ball,
+)
+from advlab.attacks.norms import LpBall, Norm
 from advlab.defenses.detectors.base import Detector
 from advlab.defenses.detectors.binary import BinaryDetector
 from advlab.defenses.detectors.squeezing import FeatureSqueezingDetector, l1_distances
 from advlab.errors import check
 from advlab.models.context import frozen_eval
 
+#: ``joint output -> (fooled, evades)`` per image, judged on the real detector.
+Verdict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class KeepEvading(SteepestAscent):
+    """PGD's step, keeping per image the last point that is "fooled and undetected"
+    (failing that, the last one that fools the model, else the final point).
+
+    The objective reports each step's verdict with :meth:`judge` before the step is
+    taken; :meth:`finish` judges the final point with one more forward (``joint``).
+    """
+
+    def __init__(self, ball: LpBall, step_size: float, joint: nn.Module, verdict: Verdict) -> None:
+        super().__init__(ball, step_size)
+        self.joint, self.verdict = joint, verdict
+
+    def begin(self, images: torch.Tensor) -> None:
+        self.best = images.clone()
+        self.found = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
+        self.hit = torch.zeros_like(self.found)  # fooled at some step, maybe detected
+        self.judged = (self.found, self.found)
+
+    def judge(self, output: torch.Tensor) -> None:
+        """Record the verdict of the point the loop is differentiating at."""
+        with torch.no_grad():
+            self.judged = self.verdict(output.detach())
+
+    def __call__(
+        self, x: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor, index: torch.Tensor | None
+    ) -> torch.Tensor:
+        self._keep(x, *self.judged)
+        return super().__call__(x, grad, loss, index)
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            self._keep(x, *self.verdict(self.joint(x)))
+        self.best[~self.hit] = x[~self.hit]
+        return self.best
+
+    def _keep(self, x: torch.Tensor, fooled: torch.Tensor, evades: torch.Tensor) -> None:
+        # The last evading point; failing that, the last fooling one.
+        update = evades | (fooled & ~self.found)
+        self.best[update] = x[update]
+        self.found |= evades
+        self.hit |= fooled
+
+
+class _Joint(nn.Module):
+    """A forward function as a module: what the gradient loop differentiates."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self._forward = forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x)
+
 
 class DetectorAwareAttack(Attack):
-    """The arguments and checks shared by PGD attacks on a model and its detector.
+    """PGD on a model and its fitted detector: the arguments, checks and loop they share.
 
     Subclasses keep their own ``__init__`` (its signature is the attack's ``config()``)
-    and pass the shared arguments on; they implement ``_run``.
+    and pass the shared arguments on; they write the hooks: :meth:`_joint` (model and
+    detector in one differentiable forward), :meth:`_objective` and :meth:`_verdict` on
+    its output, and the gradient evaluations one step costs (:attr:`forwards_per_step`).
     """
+
+    detector_type: ClassVar[type[Detector]] = Detector
+    #: Model forwards per step (a squeezer costs one more).
+    forwards_per_step = 1
 
     def __init__(
         self,
@@ -48,6 +125,11 @@ class DetectorAwareAttack(Attack):
     ) -> None:
         super().__init__(eps, norm, target=target, seed=seed)
         check(
+            isinstance(detector, self.detector_type),
+            f"{type(self).__name__} attacks a {self.detector_type.__name__}, "
+            f"got {type(detector).__name__}",
+        )
+        check(
             detector.threshold is not None,
             "fit the detector before attacking it: detector.fit(clean_images)",
         )
@@ -60,18 +142,61 @@ class DetectorAwareAttack(Attack):
         self.kappa = float(kappa)
         self.random_start = random_start
 
-    def _step_size(self) -> float:
-        """The step size: ``alpha``, or 2.5 eps / steps (Madry et al.'s rule)."""
+    def step_size(self) -> float:
+        """``alpha``, or by default 2.5 * eps / steps (Madry et al.)."""
         assert self.eps is not None
-        return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+        return self.alpha if self.alpha is not None else default_step_size(self.eps, self.steps)
 
-    def _check_own_model(self, model: nn.Module) -> None:
+    # -- hooks ------------------------------------------------------------------------
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
+        """Model and detector on ``x`` in one differentiable output."""
+        raise NotImplementedError
+
+    def _objective(self, targeted: bool, threshold: float) -> Objective:
+        """``(joint output, goal) -> per-image loss`` to ascend."""
+        raise NotImplementedError
+
+    def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
+        """``joint output -> (fooled, evades)``, per image."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[None]:
+        """Held while the loop runs (the binary detector's head in eval mode)."""
+        yield
+
+    # -- the loop ---------------------------------------------------------------------
+    def _run(
+        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         check(
             model is self.detector.model,
             f"{type(self).__name__} must attack the detector's own model: pass detector.model",
         )
+        assert self.eps is not None and self.detector.threshold is not None
+        threshold = self.detector.threshold
+        joint = _Joint(self._joint)
+        keep = KeepEvading(
+            self.ball, self.step_size(), joint, self._verdict(goal, targeted, threshold)
+        )
+        objective = self._objective(targeted, threshold)
+
+        def judged(output: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+            keep.judge(output)
+            return objective(output, goal)
+
+        loop = GradientAscent(
+            self.ball, self.eps, self.steps, objective=judged, update=keep,
+            start=start_in_ball(self.ball, self.eps) if self.random_start else None,
+            channels_last=False,
+        )  # fmt: skip
+        with self._context():
+            adversarial, _ = loop.run(joint, images, goal)
+        queries = self.steps * self.forwards_per_step
+        return adversarial, torch.full((images.shape[0],), queries, dtype=torch.int64)
 
 
+@register_attack
 class SqueezeAwarePGD(DetectorAwareAttack):
     """L-inf/L2 PGD against model *and* feature-squeezing detector together.
 
@@ -95,6 +220,7 @@ class SqueezeAwarePGD(DetectorAwareAttack):
     """
 
     name = "squeeze-aware-pgd"
+    detector_type = FeatureSqueezingDetector
     detector: FeatureSqueezingDetector
 
     def __init__(
@@ -114,51 +240,37 @@ class SqueezeAwarePGD(DetectorAwareAttack):
         super().__init__(detector, eps, alpha, steps, norm, penalty=penalty, kappa=kappa,
                          random_start=random_start, target=target, seed=seed)  # fmt: skip
         check(penalty >= 0 and kappa > 0, "penalty must be >= 0 and kappa > 0")
+        self.forwards_per_step = 1 + len(detector.squeezers)
 
-    def _run(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self.eps is not None and self.detector.threshold is not None
-        self._check_own_model(model)
-        threshold = self.detector.threshold
-        alpha = self._step_size()
-        x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
-        best = x.clone()
-        found = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
-        hit = torch.zeros_like(found)  # fooled at some step, maybe detected
-        for step in range(self.steps + 1):
-            x = x.detach().requires_grad_(step < self.steps)
-            logits, squeezed = self.detector.logits(x, bpda=True)
-            score = l1_distances(logits, squeezed).amax(dim=1)
-            with torch.no_grad():
-                # The forward is exact (BPDA changes only gradients): a real verdict.
-                fooled = margin_loss(logits, goal, targeted) > 0
-                evades = fooled & (score <= threshold)
-                # Keep the last evading iterate; failing that, the last fooling one.
-                update = evades | (fooled & ~found)
-                best[update] = x[update]
-                found |= evades
-                hit |= fooled
-            if step == self.steps:
-                break
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of ``x`` and of each squeezed copy (BPDA), stacked: (views, N, C)."""
+        logits, squeezed = self.detector.logits(x, bpda=True)
+        return torch.stack([logits, *squeezed])
+
+    def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
+        def verdict(views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            # The forward is exact (BPDA changes only gradients): a real verdict.
+            fooled = margin_loss(views[0], goal, targeted) > 0
+            return fooled, fooled & (_score(views) <= threshold)
+
+        return verdict
+
+    def _objective(self, targeted: bool, threshold: float) -> Objective:
+        def objective(views: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
             # One class for every view (the goal, or the wrong class the views favour
             # together): views fooled into different classes would disagree.
-            common = goal if targeted else _common_wrong_class([logits, *squeezed], goal)
-            margins = torch.stack([margin_loss(z, common, True) for z in [logits, *squeezed]])
+            common = goal if targeted else _common_wrong_class(views, goal)
+            margins = torch.stack([margin_loss(z, common, True) for z in views])
             # The penalty only once every view is in the common class: earlier, it would
             # pull the image back to its true class (where the views agree, too).
             agree = (margins > 0).all(dim=0).detach()
-            hinge = F.relu(score - threshold / 2) * agree
-            objective = margins.clamp(max=self.kappa).sum(0) - self.penalty * hinge
-            (grad,) = torch.autograd.grad(objective.sum(), x)
-            x = project(
-                x.detach() + alpha * direction(grad, self.norm), images, self.eps, self.norm
-            )
-        best[~hit] = x.detach()[~hit]
-        queries = self.steps * (1 + len(self.detector.squeezers))
-        return best, torch.full((images.shape[0],), queries, dtype=torch.int64)
+            hinge = F.relu(_score(views) - threshold / 2) * agree
+            return margins.clamp(max=self.kappa).sum(0) - self.penalty * hinge
+
+        return objective
 
 
+@register_attack
 class DetectorAwarePGD(DetectorAwareAttack):
     """L-inf/L2 PGD against model *and* :class:`BinaryDetector` together.
 
@@ -179,6 +291,7 @@ class DetectorAwarePGD(DetectorAwareAttack):
     """
 
     name = "detector-aware-pgd"
+    detector_type = BinaryDetector
     detector: BinaryDetector
 
     def __init__(
@@ -201,42 +314,37 @@ class DetectorAwarePGD(DetectorAwareAttack):
         check(penalty >= 0 and kappa > 0 and slack >= 0, "need penalty >= 0, kappa > 0, slack >= 0")
         self.slack = float(slack)
 
-    def _run(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self.eps is not None and self.detector.threshold is not None
-        self._check_own_model(model)
-        threshold = self.detector.threshold
-        alpha = self._step_size()
-        x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
-        best = x.clone()
-        found = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
-        hit = torch.zeros_like(found)  # fooled at some step, maybe detected
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's logits and the detector's logit, side by side: (N, C + 1)."""
+        logits, score = self.detector.logits(x)
+        return torch.cat([logits, score[:, None]], dim=1)
+
+    def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
+        def verdict(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            fooled = margin_loss(output[:, :-1], goal, targeted) > 0
+            return fooled, fooled & (output[:, -1] <= threshold)
+
+        return verdict
+
+    def _objective(self, targeted: bool, threshold: float) -> Objective:
+        def objective(output: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+            margin = margin_loss(output[:, :-1], goal, targeted)
+            hinge = F.relu(output[:, -1] - threshold + self.slack)
+            return margin.clamp(max=self.kappa) - self.penalty * hinge
+
+        return objective
+
+    @contextlib.contextmanager
+    def _context(self) -> Iterator[None]:
         head = self.detector.head
         assert head is not None  # a threshold comes with a trained head
         with frozen_eval(head):
-            for step in range(self.steps + 1):
-                x = x.detach().requires_grad_(step < self.steps)
-                logits, score = self.detector.logits(x)
-                margin = margin_loss(logits, goal, targeted)
-                with torch.no_grad():
-                    fooled = margin > 0
-                    evades = fooled & (score <= threshold)
-                    # Keep the last evading iterate; failing that, the last fooling one.
-                    update = evades | (fooled & ~found)
-                    best[update] = x[update]
-                    found |= evades
-                    hit |= fooled
-                if step == self.steps:
-                    break
-                hinge = F.relu(score - threshold + self.slack)
-                objective = margin.clamp(max=self.kappa) - self.penalty * hinge
-                (grad,) = torch.autograd.grad(objective.sum(), x)
-                x = project(
-                    x.detach() + alpha * direction(grad, self.norm), images, self.eps, self.norm
-                )
-        best[~hit] = x.detach()[~hit]
-        return best, torch.full((images.shape[0],), self.steps, dtype=torch.int64)
+            yield
+
+
+def _score(views: torch.Tensor) -> torch.Tensor:
+    """The feature-squeezing score of the stacked views (the original first)."""
+    return l1_distances(views[0], list(views[1:])).amax(dim=1)
 
 
 def _common_wrong_class(views: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:

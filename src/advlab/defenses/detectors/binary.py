@@ -98,6 +98,8 @@ class DetectorHead(nn.Module):
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        # In the head's own precision, whatever the model's (a float64 model, say).
+        features = features.to(self.mean.dtype)
         return self.layers((features - self.mean) / self.std).squeeze(1)
 
 
