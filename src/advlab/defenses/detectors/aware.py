@@ -15,7 +15,8 @@ it simply descends while fooling the model.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import torch
@@ -99,29 +100,28 @@ class _Joint(nn.Module):
 class DetectorAwareAttack(Attack):
     """PGD on a model and its fitted detector: the arguments, checks and loop they share.
 
-    Subclasses keep their own ``__init__`` (its signature is the attack's ``config()``)
-    and pass the shared arguments on; they write the hooks: :meth:`_joint` (model and
+    Its ``__init__`` is :class:`SqueezeAwarePGD`'s; a subclass with other arguments keeps
+    its own (its signature is the attack's ``config()``) and passes the shared ones on.
+    Subclasses set ``detector_type`` and write the hooks: :meth:`_joint` (model and
     detector in one differentiable forward), :meth:`_objective` and :meth:`_verdict` on
-    its output, and the gradient evaluations one step costs (:attr:`forwards_per_step`).
+    its output, and the forwards one step costs (:meth:`_forwards_per_step`).
     """
 
-    detector_type: ClassVar[type[Detector]] = Detector
-    #: Model forwards per step (a squeezer costs one more).
-    forwards_per_step = 1
+    detector_type: ClassVar[type[Detector]]
 
     def __init__(
         self,
         detector: Detector,
-        eps: float,
-        alpha: float | None,
-        steps: int,
-        norm: Norm,
+        eps: float = 0.3,
+        alpha: float | None = None,
+        steps: int = 40,
+        norm: Norm = "linf",
         *,
-        penalty: float,
-        kappa: float,
-        random_start: bool,
-        target: str | None,
-        seed: int | None,
+        penalty: float = 10.0,
+        kappa: float = 5.0,
+        random_start: bool = True,
+        target: str | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__(eps, norm, target=target, seed=seed)
         check(
@@ -135,6 +135,7 @@ class DetectorAwareAttack(Attack):
         )
         check(steps >= 1, f"steps must be >= 1, got {steps}")
         check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
+        check(penalty >= 0 and kappa > 0, "penalty must be >= 0 and kappa > 0")
         self.detector = detector
         self.alpha = alpha
         self.steps = int(steps)
@@ -148,17 +149,21 @@ class DetectorAwareAttack(Attack):
         return self.alpha if self.alpha is not None else default_step_size(self.eps, self.steps)
 
     # -- hooks ------------------------------------------------------------------------
+    @abstractmethod
     def _joint(self, x: torch.Tensor) -> torch.Tensor:
         """Model and detector on ``x`` in one differentiable output."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _objective(self, targeted: bool, threshold: float) -> Objective:
         """``(joint output, goal) -> per-image loss`` to ascend."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
         """``joint output -> (fooled, evades)``, per image."""
-        raise NotImplementedError
+
+    def _forwards_per_step(self) -> int:
+        """The model forwards one step costs (its query count)."""
+        return 1
 
     @contextlib.contextmanager
     def _context(self) -> Iterator[None]:
@@ -192,7 +197,7 @@ class DetectorAwareAttack(Attack):
         )  # fmt: skip
         with self._context():
             adversarial, _ = loop.run(joint, images, goal)
-        queries = self.steps * self.forwards_per_step
+        queries = self.steps * self._forwards_per_step()
         return adversarial, torch.full((images.shape[0],), queries, dtype=torch.int64)
 
 
@@ -223,24 +228,8 @@ class SqueezeAwarePGD(DetectorAwareAttack):
     detector_type = FeatureSqueezingDetector
     detector: FeatureSqueezingDetector
 
-    def __init__(
-        self,
-        detector: FeatureSqueezingDetector,
-        eps: float = 0.3,
-        alpha: float | None = None,
-        steps: int = 40,
-        norm: Norm = "linf",
-        *,
-        penalty: float = 10.0,
-        kappa: float = 5.0,
-        random_start: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(detector, eps, alpha, steps, norm, penalty=penalty, kappa=kappa,
-                         random_start=random_start, target=target, seed=seed)  # fmt: skip
-        check(penalty >= 0 and kappa > 0, "penalty must be >= 0 and kappa > 0")
-        self.forwards_per_step = 1 + len(detector.squeezers)
+    def _forwards_per_step(self) -> int:
+        return 1 + len(self.detector.squeezers)  # each squeezed copy is one more forward
 
     def _joint(self, x: torch.Tensor) -> torch.Tensor:
         """The logits of ``x`` and of each squeezed copy (BPDA), stacked: (views, N, C)."""
@@ -347,7 +336,7 @@ def _score(views: torch.Tensor) -> torch.Tensor:
     return l1_distances(views[0], list(views[1:])).amax(dim=1)
 
 
-def _common_wrong_class(views: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+def _common_wrong_class(views: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The class other than ``labels`` with the highest softmax summed over the views."""
     with torch.no_grad():
         total = torch.stack([z.softmax(dim=1) for z in views]).sum(0)
