@@ -8,7 +8,7 @@ score of one batch; batching, devices, decisions and its configuration are writt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -63,11 +63,20 @@ class Detector(ABC):
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """The detection score of each image (on the CPU), computed in batches: higher,
         more likely adversarial."""
-        parts = []
+        return self._map_batches(self._score_batch, images)
+
+    def _batches(self, *tensors: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Slices of ``batch_size`` rows of each tensor, on the model's device."""
+        device = self.model.device
+        for start in range(0, tensors[0].shape[0], self.batch_size):
+            yield tuple(t[start : start + self.batch_size].to(device) for t in tensors)
+
+    def _map_batches(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
+    ) -> torch.Tensor:
+        """``fn`` of each batch (model in eval mode, no gradients), joined on the CPU."""
         with frozen_eval(self.model), torch.no_grad():
-            for start in range(0, images.shape[0], self.batch_size):
-                batch = images[start : start + self.batch_size].to(self.model.device)
-                parts.append(self._score_batch(batch).cpu())
+            parts = [fn(batch).cpu() for (batch,) in self._batches(images)]
         return torch.cat(parts) if parts else torch.zeros(0)
 
     def detect(self, images: torch.Tensor) -> torch.Tensor:

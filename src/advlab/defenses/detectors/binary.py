@@ -299,19 +299,11 @@ class BinaryDetector(Detector):
         assert self.head is not None
         return self.head
 
-    def _batches(self, *tensors: torch.Tensor) -> Iterator[tuple[torch.Tensor, ...]]:
-        device = self.model.device
-        for start in range(0, tensors[0].shape[0], self.batch_size):
-            yield tuple(t[start : start + self.batch_size].to(device) for t in tensors)
-
     def _predictions(self, images: torch.Tensor) -> torch.Tensor:
-        with frozen_eval(self.model), torch.no_grad():
-            parts = [self.model(batch).argmax(1).cpu() for (batch,) in self._batches(images)]
-        return torch.cat(parts)
+        return self._map_batches(lambda batch: self.model(batch).argmax(1), images)
 
     def _features(self, images: torch.Tensor) -> torch.Tensor:
-        with frozen_eval(self.model), torch.no_grad():
-            return torch.cat([self.features(b)[1].cpu() for (b,) in self._batches(images)])
+        return self._map_batches(lambda batch: self.features(batch)[1], images)
 
     def _craft(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Adversarial copies of ``images``; image ``i`` gets attack ``i % len(attacks)``."""
