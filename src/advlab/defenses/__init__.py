@@ -35,6 +35,7 @@ from advlab.defenses.base import (
 from advlab.defenses.detectors import (
     BinaryDetector,
     Detector,
+    DetectorAwareAttack,
     DetectorAwarePGD,
     FeatureSqueezingDetector,
     SqueezeAwarePGD,
@@ -80,6 +81,7 @@ __all__ = [
     "DefenseEntry",
     "DefenseLayer",
     "Detector",
+    "DetectorAwareAttack",
     "DetectorAwarePGD",
     "DetectorEntry",
     "FeatureSqueezingDetector",
