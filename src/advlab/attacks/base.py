@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from advlab.attacks.gradient import layout
-from advlab.attacks.norms import LpBall, Norm, get_norm
+from advlab.attacks.norms import LINF, LpBall, Norm, get_norm
 from advlab.errors import AdvlabError, check
 from advlab.models.context import frozen_eval
 
@@ -140,7 +140,7 @@ class Attack(ABC):
     def __init__(
         self,
         eps: float | None,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         target: str | None = None,
         seed: int | None = None,
