@@ -182,10 +182,16 @@ class Attack(ABC):
         labels: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> AttackResult:
+        """Attack ``images`` (float in [0, 1]) of true class ``labels``, towards ``targets``.
+
+        Images of another float dtype than the model's (float64, say) are converted to it:
+        the result's tensors have the model's dtype.
+        """
         generator_state: Any = None
         try:
             with self._session(model, images, labels, targets) as session:
-                images, labels = images.detach(), labels.detach().long()
+                images = images.detach().to(self._dtype(session, images))
+                labels = labels.detach().long()
                 generator_state = self._seed_rng(images.device)
                 targets = pick_targets(
                     self.target, labels, targets, _once(lambda: self._scores(session, images)),
@@ -215,6 +221,11 @@ class Attack(ABC):
         check_inputs(images, labels, model, targets)
         with frozen_eval(model):
             yield model
+
+    def _dtype(self, session: Any, images: torch.Tensor) -> torch.dtype:
+        """What the attack computes in: the model's floating parameters' dtype."""
+        params = (p for p in session.parameters() if p.is_floating_point())
+        return next((p.dtype for p in params), images.dtype)
 
     def _scores(self, session: Any, images: torch.Tensor) -> torch.Tensor:
         """Per-class scores of the clean images, to rank target classes."""
