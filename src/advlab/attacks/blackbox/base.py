@@ -50,12 +50,6 @@ class BlackBoxAttack(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(adversarial, success)``; success as seen by the attack's own queries."""
 
-    @staticmethod
-    def is_adversarial(
-        predictions: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> torch.Tensor:
-        return Attack.reached(predictions, goal, targeted)
-
     # -- Attack -------------------------------------------------------------------------
     @contextmanager
     def _session(
