@@ -6,8 +6,11 @@ An attack is a configured object that does not hold the model::
 
 Subclasses implement :meth:`Attack._run` only. :meth:`Attack.__call__` checks the
 inputs, puts the model in eval mode with parameter gradients off (and restores both),
-picks targets, and after the attack clips the result into the epsilon ball and [0, 1]
-itself, so a buggy attack can never return an out-of-bounds example.
+picks targets (:func:`pick_targets`, the one picker of white-box, black-box and transfer
+attacks), and after the attack clips the result into the epsilon ball and [0, 1]
+itself, so a buggy attack can never return an out-of-bounds example. Black-box attacks
+(:mod:`advlab.attacks.blackbox`) use the same ``__call__`` and override its hooks: a
+query budget instead of the model, success as verified by their own queries.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import torch
 from torch import nn
 
 from advlab.attacks.gradient import layout
-from advlab.attacks.norms import LpBall, Norm, get_norm
+from advlab.attacks.norms import LINF, LpBall, Norm, get_norm
 from advlab.errors import AdvlabError, check
 from advlab.models.context import frozen_eval
+from advlab.targets import Target
 
 TARGET_STRATEGIES = ("random", "least-likely")
 
@@ -140,7 +144,7 @@ class Attack(ABC):
     def __init__(
         self,
         eps: float | None,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         target: str | None = None,
         seed: int | None = None,
@@ -177,15 +181,22 @@ class Attack(ABC):
 
     def __call__(
         self,
-        model: Any,
+        model: nn.Module | Target,
         images: torch.Tensor,
         labels: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> AttackResult:
+        """Attack ``images`` (float in [0, 1]) of true class ``labels``, towards ``targets``.
+
+        ``model`` is an ``nn.Module`` taking images in [0, 1]; black-box attacks also take
+        a query-only :class:`advlab.targets.Target`. Images of another float dtype than
+        the model's (float64, say) are converted to it: the result has the model's dtype.
+        """
         generator_state: Any = None
         try:
             with self._session(model, images, labels, targets) as session:
-                images, labels = images.detach(), labels.detach().long()
+                images = images.detach().to(self._dtype(session, images))
+                labels = labels.detach().long()
                 generator_state = self._seed_rng(images.device)
                 targets = pick_targets(
                     self.target, labels, targets, _once(lambda: self._scores(session, images)),
@@ -216,6 +227,11 @@ class Attack(ABC):
         with frozen_eval(model):
             yield model
 
+    def _dtype(self, session: Any, images: torch.Tensor) -> torch.dtype:
+        """What the attack computes in: the model's floating parameters' dtype."""
+        params = (p for p in session.parameters() if p.is_floating_point())
+        return next((p.dtype for p in params), images.dtype)
+
     def _scores(self, session: Any, images: torch.Tensor) -> torch.Tensor:
         """Per-class scores of the clean images, to rank target classes."""
         with torch.no_grad():
@@ -237,11 +253,13 @@ class Attack(ABC):
         adversarial = self._clip(adversarial.detach(), images)
         with torch.no_grad():
             predictions = session(adversarial.contiguous(memory_format=layout(adversarial)))
-        success = self.reached(predictions.argmax(1), goal, targets is not None)
+        success = self.is_adversarial(predictions.argmax(1), goal, targets is not None)
         return AttackResult(adversarial, success, queries.to(torch.int64).cpu(), targets)
 
     @staticmethod
-    def reached(predictions: torch.Tensor, goal: torch.Tensor, targeted: bool) -> torch.Tensor:
+    def is_adversarial(
+        predictions: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> torch.Tensor:
         """Per image: the prediction is the target class, or (untargeted) not the label."""
         return predictions == goal if targeted else predictions != goal
 

@@ -3,11 +3,12 @@
 FGSM, PGD, BIM and MIM (and TRADES's inner maximization, the detector-aware attacks) differ
 only in *what* they ascend, *how* a gradient becomes a step, and where they start::
 
+    ball = get_norm(norm)                            # norm: the user's name for it
     loop = GradientAscent(
-        ball=get_norm("linf"), eps=8 / 255, steps=10,
+        ball=ball, eps=8 / 255, steps=10,
         objective=cross_entropy(targeted=False),      # per-image loss to ascend
-        update=SteepestAscent(get_norm("linf"), step_size=2 / 255),  # or Momentum(...)
-        start=start_in_ball(get_norm("linf"), 8 / 255),  # None: the clean images
+        update=SteepestAscent(ball, step_size=2 / 255),  # or Momentum(ball, 2 / 255, 1.0)
+        start=start_in_ball(ball, 8 / 255),           # None: the clean images
         restarts=1, early_stop=False, success=misclassified(targeted=False),
     )
     adversarial, queries = loop.run(model, images, goal)
@@ -42,17 +43,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from advlab.attacks.norms import LpBall
 
-#: ``(logits, goal) -> per-image loss to ascend``.
-Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-#: ``(logits, goal) -> per-image bool``: the attack has reached its goal on this image.
-Success = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``(outputs, goal) -> per-image loss to ascend``; outputs: what the model returns.
+Objective = Callable[[Any, torch.Tensor], torch.Tensor]
+#: ``(outputs, goal) -> per-image bool``: the attack has reached its goal on this image.
+Success = Callable[[Any, torch.Tensor], torch.Tensor]
 #: ``images -> starting points``.
 Start = Callable[[torch.Tensor], torch.Tensor]
 
@@ -125,11 +126,22 @@ class Update:
     """How the loop turns a gradient into the next point (before the projection).
 
     ``index`` holds the rows of the batch being stepped (``None``: all of them), so that
-    an update with per-image state (momentum, step sizes) updates the right rows.
+    an update with per-image state (momentum, step sizes, best points) updates the right
+    rows. :meth:`observe` sees every evaluated point with the model's outputs there (and,
+    with ``observes_last``, the final point too, at the cost of one more forward pass),
+    so an update can keep the best iterate by any rule and return it from :meth:`finish`.
     """
+
+    #: Evaluate the final point too (no gradient), so that :meth:`observe` sees it.
+    observes_last: bool = False
 
     def begin(self, images: torch.Tensor) -> None:
         """A descent of ``images`` starts (each restart calls it again)."""
+
+    def observe(
+        self, x: torch.Tensor, outputs: Any, loss: torch.Tensor, index: torch.Tensor | None
+    ) -> None:
+        """The model's ``outputs`` and the objective at the points ``x`` (rows ``index``)."""
 
     def __call__(
         self, x: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor, index: torch.Tensor | None
@@ -182,13 +194,17 @@ class Momentum(Update):
 
 # -- the loop -------------------------------------------------------------------------------
 def loss_gradient(
-    model: nn.Module,
+    model: Callable[[torch.Tensor], Any],
     x: torch.Tensor,
     goal: torch.Tensor,
     objective: Objective,
     channels_last: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradient of the summed per-image ``objective`` w.r.t. ``x``, the logits and the loss.
+) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Gradient of the summed per-image ``objective`` w.r.t. ``x``, the outputs and the loss.
+
+    ``model`` is anything differentiable from images to what ``objective`` reads: a
+    classifier's logits, or e.g. a ``(logits, detector score)`` pair for an attack on a
+    detector too; the outputs come back detached.
 
     With ``channels_last`` the input goes in that layout: oneDNN (CPU) and cuDNN run
     convolutions and their input gradients faster in it (ResNet-20 on CIFAR-10, 2 CPU
@@ -199,10 +215,16 @@ def loss_gradient(
     if channels_last:
         x = x.contiguous(memory_format=layout(x))
     x.requires_grad_(True)
-    logits = model(x)
-    loss = objective(logits, goal)
+    outputs = model(x)
+    loss = objective(outputs, goal)
     (grad,) = torch.autograd.grad(loss.sum(), x)
-    return grad.detach(), logits.detach(), loss.detach()
+    return grad.detach(), _detach(outputs), loss.detach()
+
+
+def _detach(outputs: Any) -> Any:
+    if isinstance(outputs, torch.Tensor):
+        return outputs.detach()
+    return type(outputs)(_detach(value) for value in outputs)
 
 
 def layout(x: torch.Tensor) -> torch.memory_format:
@@ -226,7 +248,7 @@ class GradientAscent:
     channels_last: bool = True
 
     def run(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor
+        self, model: Callable[[torch.Tensor], Any], images: torch.Tensor, goal: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(adversarial, gradient evaluations per image)`` for ``images``."""
         if self.restarts == 1:
@@ -247,9 +269,9 @@ class GradientAscent:
             adversarial, spent = self.descend(model, images[active], goal[active])
             queries[active.cpu()] += spent
             with torch.no_grad():
-                logits = model(adversarial)
-                loss = self.objective(logits, goal[active])
-                hit = self.success(logits, goal[active])
+                outputs = model(adversarial)
+                loss = self.objective(outputs, goal[active])
+                hit = self.success(outputs, goal[active])
             better = hit | (loss > best_loss[active])
             index = active[better]
             best[index] = adversarial[better]
@@ -258,29 +280,47 @@ class GradientAscent:
         return best, queries
 
     def descend(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor
+        self, model: Callable[[torch.Tensor], Any], images: torch.Tensor, goal: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One run from one start; the points and the gradient steps spent on each."""
         x = self.start(images) if self.start is not None else images.clone()
         self.update.begin(images)
         if not self.early_stop:
             for _ in range(self.steps):
-                grad, _, loss = loss_gradient(model, x, goal, self.objective, self.channels_last)
+                grad, outputs, loss = loss_gradient(
+                    model, x, goal, self.objective, self.channels_last
+                )
+                self.update.observe(x, outputs, loss, None)
                 x = self.ball.project(self.update(x, grad, loss, None), images, self.eps)
+            if self.update.observes_last:
+                self._observe_last(model, x, goal, None)
             spent = torch.full((images.shape[0],), self.steps, dtype=torch.int64)
             return self.update.finish(x), spent
         assert self.success is not None, "early stop needs a success test"
         spent = torch.zeros(images.shape[0], dtype=torch.int64, device=images.device)
         active = torch.arange(images.shape[0], device=images.device)
         for _ in range(self.steps):
-            grad, logits, loss = loss_gradient(
-                model, x[active], goal[active], self.objective, self.channels_last
+            points = x[active]
+            grad, outputs, loss = loss_gradient(
+                model, points, goal[active], self.objective, self.channels_last
             )
             spent[active] += 1
-            keep = ~self.success(logits, goal[active])
+            self.update.observe(points, outputs, loss, active)
+            keep = ~self.success(outputs, goal[active])
             active, grad, loss = active[keep], grad[keep], loss[keep]
             if active.numel() == 0:
                 break
             stepped = self.update(x[active], grad, loss, active)
             x[active] = self.ball.project(stepped, images[active], self.eps)
+        else:
+            if self.update.observes_last:
+                self._observe_last(model, x[active], goal[active], active)
         return self.update.finish(x), spent.cpu()
+
+    def _observe_last(
+        self, model: Callable[[torch.Tensor], Any], x: torch.Tensor, goal: torch.Tensor,
+        index: torch.Tensor | None,
+    ) -> None:  # fmt: skip
+        with torch.no_grad():
+            outputs = model(x.contiguous(memory_format=layout(x)) if self.channels_last else x)
+            self.update.observe(x, outputs, self.objective(outputs, goal), index)

@@ -50,12 +50,6 @@ class BlackBoxAttack(Attack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(adversarial, success)``; success as seen by the attack's own queries."""
 
-    @staticmethod
-    def is_adversarial(
-        predictions: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> torch.Tensor:
-        return Attack.reached(predictions, goal, targeted)
-
     # -- Attack -------------------------------------------------------------------------
     @contextmanager
     def _session(
@@ -64,6 +58,10 @@ class BlackBoxAttack(Attack):
         target = as_target(model, self.output_kind)
         check_inputs(images, labels, target, targets)
         yield QueryBudget(target, images.shape[0], self.max_queries, images.device)
+
+    def _dtype(self, session: QueryBudget, images: torch.Tensor) -> torch.dtype:
+        # Targets answer float32 queries (a model behind one cannot be asked its dtype).
+        return torch.float32 if images.dtype == torch.float64 else images.dtype
 
     def _scores(self, session: QueryBudget, images: torch.Tensor) -> torch.Tensor:
         index = torch.arange(images.shape[0], device=images.device)

@@ -77,7 +77,9 @@ class HopSkipJump(BlackBoxAttack):
     def _attack(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        n, d = images.shape[0], images[0].numel()
+        n, d = images.shape[0], math.prod(images.shape[1:])
+        if n == 0:
+            return images.clone(), torch.zeros(0, dtype=torch.bool, device=images.device)
         ball = self.ball
         # The binary search's stopping threshold (the paper's theta).
         theta = self.gamma / (d * ball.dimension_factor(d))

@@ -91,9 +91,17 @@ class SimBA(BlackBoxAttack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]
         index = torch.arange(n, device=images.device)
-        probs = budget.scores(images, index)
-        goal_prob = probs.gather(1, goal[:, None]).squeeze(1)
-        done = self.is_adversarial(probs.argmax(dim=1), goal, targeted)
+        # Images whose budget is already spent (on choosing targets) stay clean, unfooled.
+        asked = index[budget.can_query(index)]
+        if asked.numel() == 0:
+            return images.clone(), torch.zeros(n, dtype=torch.bool, device=images.device)
+        probs = budget.scores(images[asked], asked)
+        goal_prob = torch.zeros(n, dtype=probs.dtype, device=images.device).index_put(
+            (asked,), probs.gather(1, goal[asked][:, None]).squeeze(1)
+        )
+        done = torch.zeros(n, dtype=torch.bool, device=images.device).index_put(
+            (asked,), self.is_adversarial(probs.argmax(dim=1), goal[asked], targeted)
+        )
         if self.eps == 0:  # nothing can move: don't walk through every direction
             return images.clone(), done
         order = self._order(images)

@@ -234,9 +234,18 @@ class Square(BlackBoxAttack):
         moves = square_moves(self.norm)
         index = torch.arange(images.shape[0], device=images.device)
         best = moves.init(images, self.eps)
-        scores = budget.scores(best, index)
-        _, best_loss = margin_and_loss(scores, goal, targeted)
-        done = self.is_adversarial(scores.argmax(dim=1), goal, targeted)
+        # Images whose budget is already spent (on choosing targets) stay clean, unfooled.
+        ready = budget.can_query(index)
+        best[~ready] = images[~ready]
+        asked = index[ready]
+        if asked.numel() == 0:
+            return best, torch.zeros_like(ready)
+        scores = budget.scores(best[asked], asked)
+        _, loss = margin_and_loss(scores, goal[asked], targeted)
+        best_loss = torch.full_like(goal, math.inf, dtype=loss.dtype).index_put((asked,), loss)
+        done = torch.zeros_like(ready).index_put(
+            (asked,), self.is_adversarial(scores.argmax(dim=1), goal[asked], targeted)
+        )
         for iteration in range(self.max_queries - 1):
             active = (~done & budget.can_query(index)).nonzero().squeeze(1)
             if active.numel() == 0:
