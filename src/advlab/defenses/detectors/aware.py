@@ -4,9 +4,10 @@ detected").
 
 Both are the one gradient loop (:class:`~advlab.attacks.gradient.GradientAscent`) with
 their own hooks: the "model" the loop differentiates is the model and the detector in one
-forward (:meth:`DetectorAwareAttack._joint`), the objective is the attack's
-(:meth:`DetectorAwareAttack._objective`), and the update keeps, per image, the last point
-that fools the model and evades the detector (:class:`KeepEvading`).
+forward (:meth:`DetectorAwareAttack._joint`: the logits and the detector's view), the
+objective is the attack's (:meth:`DetectorAwareAttack._objective`), and the update keeps,
+per image, the last point that fools the model and evades the detector
+(:class:`KeepEvading`).
 :class:`SqueezeAwarePGD` attacks feature squeezing through BPDA; :class:`DetectorAwarePGD`
 the differentiable :class:`~advlab.defenses.detectors.binary.BinaryDetector`, whose logit
 it simply descends while fooling the model.
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
-from typing import ClassVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -39,62 +40,46 @@ from advlab.defenses.detectors.squeezing import FeatureSqueezingDetector, l1_dis
 from advlab.errors import check
 from advlab.models.context import frozen_eval
 
-#: ``joint output -> (fooled, evades)`` per image, judged on the real detector.
-Verdict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: The squeezing-aware attack's joint outputs: the logits of the image and of each squeezed copy.
+Views = tuple[torch.Tensor, Sequence[torch.Tensor]]
+
+#: ``outputs of the joint forward -> (fooled, evades)`` per image, on the real detector.
+Verdict = Callable[[Any], tuple[torch.Tensor, torch.Tensor]]
 
 
 class KeepEvading(SteepestAscent):
     """PGD's step, keeping per image the last point that is "fooled and undetected"
     (failing that, the last one that fools the model, else the final point).
 
-    The objective reports each step's verdict with :meth:`judge` before the step is
-    taken; :meth:`finish` judges the final point with one more forward (``joint``).
+    The loop shows it every point it evaluates, the final one included
+    (:meth:`observe`); ``verdict`` reads the outputs there.
     """
 
-    def __init__(self, ball: LpBall, step_size: float, joint: nn.Module, verdict: Verdict) -> None:
+    observes_last = True
+
+    def __init__(self, ball: LpBall, step_size: float, verdict: Verdict) -> None:
         super().__init__(ball, step_size)
-        self.joint, self.verdict = joint, verdict
+        self.verdict = verdict
 
     def begin(self, images: torch.Tensor) -> None:
         self.best = images.clone()
         self.found = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
         self.hit = torch.zeros_like(self.found)  # fooled at some step, maybe detected
-        self.judged = (self.found, self.found)
 
-    def judge(self, output: torch.Tensor) -> None:
-        """Record the verdict of the point the loop is differentiating at."""
+    def observe(
+        self, x: torch.Tensor, outputs: Any, loss: torch.Tensor, index: torch.Tensor | None
+    ) -> None:
         with torch.no_grad():
-            self.judged = self.verdict(output.detach())
-
-    def __call__(
-        self, x: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor, index: torch.Tensor | None
-    ) -> torch.Tensor:
-        self._keep(x, *self.judged)
-        return super().__call__(x, grad, loss, index)
+            fooled, evades = self.verdict(outputs)
+            # The last evading point; failing that, the last fooling one.
+            update = evades | (fooled & ~self.found)
+            self.best[update] = x.detach()[update]
+            self.found |= evades
+            self.hit |= fooled
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            self._keep(x, *self.verdict(self.joint(x)))
         self.best[~self.hit] = x[~self.hit]
         return self.best
-
-    def _keep(self, x: torch.Tensor, fooled: torch.Tensor, evades: torch.Tensor) -> None:
-        # The last evading point; failing that, the last fooling one.
-        update = evades | (fooled & ~self.found)
-        self.best[update] = x[update]
-        self.found |= evades
-        self.hit |= fooled
-
-
-class _Joint(nn.Module):
-    """A forward function as a module: what the gradient loop differentiates."""
-
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self._forward = forward
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward(x)
 
 
 class DetectorAwareAttack(Attack):
@@ -150,16 +135,16 @@ class DetectorAwareAttack(Attack):
 
     # -- hooks ------------------------------------------------------------------------
     @abstractmethod
-    def _joint(self, x: torch.Tensor) -> torch.Tensor:
-        """Model and detector on ``x`` in one differentiable output."""
+    def _joint(self, x: torch.Tensor) -> Any:
+        """Model and detector on ``x`` in one differentiable forward (the loop's model)."""
 
     @abstractmethod
     def _objective(self, targeted: bool, threshold: float) -> Objective:
-        """``(joint output, goal) -> per-image loss`` to ascend."""
+        """``(joint outputs, goal) -> per-image loss`` to ascend."""
 
     @abstractmethod
     def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
-        """``joint output -> (fooled, evades)``, per image."""
+        """``joint outputs -> (fooled, evades)``, per image."""
 
     def _forwards_per_step(self) -> int:
         """The model forwards one step costs (its query count)."""
@@ -180,23 +165,15 @@ class DetectorAwareAttack(Attack):
         )
         assert self.eps is not None and self.detector.threshold is not None
         threshold = self.detector.threshold
-        joint = _Joint(self._joint)
-        keep = KeepEvading(
-            self.ball, self.step_size(), joint, self._verdict(goal, targeted, threshold)
-        )
-        objective = self._objective(targeted, threshold)
-
-        def judged(output: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-            keep.judge(output)
-            return objective(output, goal)
-
+        verdict = self._verdict(goal, targeted, threshold)
         loop = GradientAscent(
-            self.ball, self.eps, self.steps, objective=judged, update=keep,
+            self.ball, self.eps, self.steps, objective=self._objective(targeted, threshold),
+            update=KeepEvading(self.ball, self.step_size(), verdict),
             start=start_in_ball(self.ball, self.eps) if self.random_start else None,
             channels_last=False,
         )  # fmt: skip
         with self._context():
-            adversarial, _ = loop.run(joint, images, goal)
+            adversarial, _ = loop.run(self._joint, images, goal)
         queries = self.steps * self._forwards_per_step()
         return adversarial, torch.full((images.shape[0],), queries, dtype=torch.int64)
 
@@ -231,21 +208,21 @@ class SqueezeAwarePGD(DetectorAwareAttack):
     def _forwards_per_step(self) -> int:
         return 1 + len(self.detector.squeezers)  # each squeezed copy is one more forward
 
-    def _joint(self, x: torch.Tensor) -> torch.Tensor:
-        """The logits of ``x`` and of each squeezed copy (BPDA), stacked: (views, N, C)."""
-        logits, squeezed = self.detector.logits(x, bpda=True)
-        return torch.stack([logits, *squeezed])
+    def _joint(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The logits of ``x`` and of each squeezed copy (BPDA)."""
+        return self.detector.logits(x, bpda=True)
 
     def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
-        def verdict(views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def verdict(outputs: Views) -> tuple[torch.Tensor, torch.Tensor]:
             # The forward is exact (BPDA changes only gradients): a real verdict.
-            fooled = margin_loss(views[0], goal, targeted) > 0
-            return fooled, fooled & (_score(views) <= threshold)
+            fooled = margin_loss(outputs[0], goal, targeted) > 0
+            return fooled, fooled & (_score(outputs) <= threshold)
 
         return verdict
 
     def _objective(self, targeted: bool, threshold: float) -> Objective:
-        def objective(views: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        def objective(outputs: Views, goal: torch.Tensor) -> torch.Tensor:
+            views = [outputs[0], *outputs[1]]
             # One class for every view (the goal, or the wrong class the views favour
             # together): views fooled into different classes would disagree.
             common = goal if targeted else _common_wrong_class(views, goal)
@@ -253,7 +230,7 @@ class SqueezeAwarePGD(DetectorAwareAttack):
             # The penalty only once every view is in the common class: earlier, it would
             # pull the image back to its true class (where the views agree, too).
             agree = (margins > 0).all(dim=0).detach()
-            hinge = F.relu(_score(views) - threshold / 2) * agree
+            hinge = F.relu(_score(outputs) - threshold / 2) * agree
             return margins.clamp(max=self.kappa).sum(0) - self.penalty * hinge
 
         return objective
@@ -303,22 +280,27 @@ class DetectorAwarePGD(DetectorAwareAttack):
         check(penalty >= 0 and kappa > 0 and slack >= 0, "need penalty >= 0, kappa > 0, slack >= 0")
         self.slack = float(slack)
 
-    def _joint(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's logits and the detector's logit, side by side: (N, C + 1)."""
-        logits, score = self.detector.logits(x)
-        return torch.cat([logits, score[:, None]], dim=1)
+    def _joint(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's logits and the detector's logit."""
+        return self.detector.logits(x)
 
     def _verdict(self, goal: torch.Tensor, targeted: bool, threshold: float) -> Verdict:
-        def verdict(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            fooled = margin_loss(output[:, :-1], goal, targeted) > 0
-            return fooled, fooled & (output[:, -1] <= threshold)
+        def verdict(
+            outputs: tuple[torch.Tensor, torch.Tensor],
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            logits, score = outputs
+            fooled = margin_loss(logits, goal, targeted) > 0
+            return fooled, fooled & (score <= threshold)
 
         return verdict
 
     def _objective(self, targeted: bool, threshold: float) -> Objective:
-        def objective(output: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-            margin = margin_loss(output[:, :-1], goal, targeted)
-            hinge = F.relu(output[:, -1] - threshold + self.slack)
+        def objective(
+            outputs: tuple[torch.Tensor, torch.Tensor], goal: torch.Tensor
+        ) -> torch.Tensor:
+            logits, score = outputs
+            margin = margin_loss(logits, goal, targeted)
+            hinge = F.relu(score - threshold + self.slack)
             return margin.clamp(max=self.kappa) - self.penalty * hinge
 
         return objective
@@ -331,12 +313,12 @@ class DetectorAwarePGD(DetectorAwareAttack):
             yield
 
 
-def _score(views: torch.Tensor) -> torch.Tensor:
-    """The feature-squeezing score of the stacked views (the original first)."""
-    return l1_distances(views[0], list(views[1:])).amax(dim=1)
+def _score(outputs: Views) -> torch.Tensor:
+    """The feature-squeezing score from the logits of an image and its squeezed copies."""
+    return l1_distances(*outputs).amax(dim=1)
 
 
-def _common_wrong_class(views: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _common_wrong_class(views: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     """The class other than ``labels`` with the highest softmax summed over the views."""
     with torch.no_grad():
         total = torch.stack([z.softmax(dim=1) for z in views]).sum(0)
