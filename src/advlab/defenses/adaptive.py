@@ -82,24 +82,10 @@ def bpda(defended: DefendedClassifier) -> DefendedClassifier:
         "BPDA only replaces preprocessing; this defense's network itself is not "
         "differentiable: attack it with a black-box attack",
     )
-    surrogate = DefendedClassifier(_bare(defended), straight_through(defended.preprocess))
+    surrogate = DefendedClassifier(defended)  # the same network, normalization and names
+    surrogate.preprocess = straight_through(defended.preprocess)
     surrogate.name = f"bpda({defended.name})"
     return surrogate
-
-
-def _bare(defended: DefendedClassifier) -> ImageClassifier:
-    """An ImageClassifier with ``defended``'s network, normalization and metadata."""
-    bare = ImageClassifier(
-        defended.net,
-        name=defended.base_name,
-        input_shape=defended.input_shape,  # type: ignore[arg-type]
-        num_classes=defended.num_classes,
-        mean=defended.mean,
-        std=defended.std,
-        class_names=defended.class_names,
-    )
-    bare.normalize = defended.normalize
-    return bare
 
 
 class EOT(DefendedClassifier):
