@@ -190,12 +190,13 @@ class Attack(ABC):
 
         ``model`` is an ``nn.Module`` taking images in [0, 1]; black-box attacks also take
         a query-only :class:`advlab.targets.Target`. Images of another float dtype than
-        the model's (float64, say) are converted to it: the result has the model's dtype.
+        the model's parameters (float64, say) are converted to it: the result has the
+        model's dtype.
         """
         generator_state: Any = None
         try:
             with self._session(model, images, labels, targets) as session:
-                images = images.detach().to(self._dtype(session, images))
+                images = images.detach().to(_model_dtype(model, images))
                 labels = labels.detach().long()
                 generator_state = self._seed_rng(images.device)
                 targets = pick_targets(
@@ -226,11 +227,6 @@ class Attack(ABC):
         check_inputs(images, labels, model, targets)
         with frozen_eval(model):
             yield model
-
-    def _dtype(self, session: Any, images: torch.Tensor) -> torch.dtype:
-        """What the attack computes in: the model's floating parameters' dtype."""
-        params = (p for p in session.parameters() if p.is_floating_point())
-        return next((p.dtype for p in params), images.dtype)
 
     def _scores(self, session: Any, images: torch.Tensor) -> torch.Tensor:
         """Per-class scores of the clean images, to rank target classes."""
@@ -284,6 +280,17 @@ class Attack(ABC):
         torch.set_rng_state(state[0])
         if state[1] is not None:
             torch.cuda.set_rng_state(state[1])
+
+
+def _model_dtype(model: Any, images: torch.Tensor) -> torch.dtype:
+    """What the attack computes in: the model's floating parameters' dtype, else the images'.
+
+    A query-only target is asked in the images' dtype (it converts what it sends).
+    """
+    if not isinstance(model, nn.Module):
+        return images.dtype
+    params = (p for p in model.parameters() if p.is_floating_point())
+    return next((p.dtype for p in params), images.dtype)
 
 
 def _once(compute: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:

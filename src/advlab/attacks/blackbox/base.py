@@ -59,10 +59,6 @@ class BlackBoxAttack(Attack):
         check_inputs(images, labels, target, targets)
         yield QueryBudget(target, images.shape[0], self.max_queries, images.device)
 
-    def _dtype(self, session: QueryBudget, images: torch.Tensor) -> torch.dtype:
-        # Targets answer float32 queries (a model behind one cannot be asked its dtype).
-        return torch.float32 if images.dtype == torch.float64 else images.dtype
-
     def _scores(self, session: QueryBudget, images: torch.Tensor) -> torch.Tensor:
         index = torch.arange(images.shape[0], device=images.device)
         return session.scores(images, index)
