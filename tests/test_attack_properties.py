@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from advlab.attacks import ATTACKS, Attack
-from advlab.attacks.threat import perturbation_norms
+from advlab.attacks.norms import perturbation_norms
 from advlab.errors import AdvlabError
 
 NAMES = sorted(ATTACKS)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from advlab.attacks import BIM, FGSM, MIM, PGD, DeepFool, get_attack
-from advlab.attacks.threat import perturbation_norms
+from advlab.attacks.norms import perturbation_norms
 from advlab.errors import AdvlabError
 
 
@@ -141,9 +141,10 @@ def test_margin_loss_beats_a_saturated_softmax(small_mnist_model, mnist_sample):
     margin = PGD(eps=0.2, steps=10, loss="margin", seed=0)(saturated, images, labels)
     # Cross-entropy's gradient underflows to zero on confident images: apparent robustness.
     assert margin.success_rate > cross_entropy.success_rate + 0.2
-    assert margin.success_rate >= PGD(eps=0.2, steps=10, seed=0)(
-        small_mnist_model, images, labels
-    ).success_rate - 0.02  # as strong as CE on the unscaled model
+    assert (
+        margin.success_rate
+        >= PGD(eps=0.2, steps=10, seed=0)(small_mnist_model, images, labels).success_rate - 0.02
+    )  # as strong as CE on the unscaled model
     with pytest.raises(AdvlabError, match="unknown loss 'cw'"):
         PGD(eps=0.1, loss="cw")
 

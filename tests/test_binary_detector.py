@@ -12,9 +12,10 @@ from torch import nn
 
 from advlab.attacks import FGSM, PGD
 from advlab.data import load_dataset
-from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD, feature_layer
+from advlab.defenses import BinaryDetector, DetectorAwarePGD, build_detector
+from advlab.defenses.detectors.binary import feature_layer
 from advlab.errors import AdvlabError
-from advlab.evaluation.detection import build_detector, evaluate_detection
+from advlab.evaluation.detection import evaluate_detection
 from advlab.evaluation.spec import AttackSpec
 from advlab.models import ImageClassifier
 from advlab.reports.detection import summary_rows, write_detection_report

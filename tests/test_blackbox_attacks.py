@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-import advlab.attacks.blackbox as blackbox
+import advlab.attacks.blackbox.base as blackbox
 from advlab.attacks import (
     MIM,
     PGD,
@@ -21,7 +21,7 @@ from advlab.attacks import (
     get_attack,
 )
 from advlab.attacks.blackbox import BlackBoxAttack
-from advlab.attacks.threat import perturbation_norms
+from advlab.attacks.norms import perturbation_norms
 from advlab.errors import AdvlabError
 from advlab.targets import LocalTarget, QueryBudget
 

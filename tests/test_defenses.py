@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from advlab.attacks import PGD, frozen_eval, get_attack
-from advlab.attacks.threat import perturbation_norms
+from advlab.attacks.norms import perturbation_norms
 from advlab.defenses import (
     EOT,
     BitDepthReduction,

@@ -13,11 +13,17 @@ from advlab.attacks import FGSM, PGD
 from advlab.attacks.base import Attack
 from advlab.data import load_dataset
 from advlab.defenses import (
+    DETECTORS,
+    BinaryDetector,
     BitDepthReduction,
+    DetectorAwarePGD,
     FeatureSqueezingDetector,
     MedianSmoothing,
     SqueezeAwarePGD,
+    adaptive_attack,
     auc,
+    build_detector,
+    get_detector,
     plot_roc,
     roc_curve,
 )
@@ -178,3 +184,37 @@ def test_detector_errors(small_mnist_model: ImageClassifier) -> None:
         FeatureSqueezingDetector(small_mnist_model, squeezers=[])
     with pytest.raises(AdvlabError):
         roc_curve(torch.zeros(0), torch.ones(3))
+
+
+def test_one_registry_of_detectors(small_mnist_model: ImageClassifier, detector) -> None:
+    assert list(DETECTORS) == ["feature-squeezing", "binary"]
+    # "squeeze", the name `advlab detect` used, still reads as feature squeezing.
+    assert get_detector("squeeze") is get_detector("feature-squeezing")
+    assert "squeeze" in DETECTORS
+    built = build_detector("squeeze", small_mnist_model, 0.1, batch_size=32)
+    assert isinstance(built, FeatureSqueezingDetector)
+    assert (built.fpr, built.batch_size, built.threshold) == (0.1, 32, None)
+    training = [FGSM(eps=0.1)]
+    binary = build_detector("binary", small_mnist_model, training_attacks=training, seed=3)
+    assert isinstance(binary, BinaryDetector)
+    assert (binary.attacks, binary.seed, binary.fpr) == (training, 3, 0.05)
+    # The entry's build(model, fpr) and aware(detector, eps, norm, steps, seed).
+    entry = get_detector("feature-squeezing")
+    assert isinstance(entry.build(small_mnist_model, 0.2), FeatureSqueezingDetector)
+    aware = entry.aware(detector, 0.2, "l2", 7, 5)
+    assert isinstance(aware, SqueezeAwarePGD)
+    assert (aware.eps, aware.norm, aware.steps, aware.seed) == (0.2, "l2", 7, 5)
+    assert isinstance(adaptive_attack(detector, 0.1), SqueezeAwarePGD)
+    with pytest.raises(AdvlabError, match="unknown detector 'magnet'"):
+        build_detector("magnet", small_mnist_model)
+    with pytest.raises(AdvlabError, match="attacks a BinaryDetector"):
+        DetectorAwarePGD(detector)  # type: ignore[arg-type]
+
+
+def test_detector_config(detector: FeatureSqueezingDetector) -> None:
+    assert detector.config() == {
+        "detector": "feature-squeezing",
+        "squeezers": ["bits(bits=1)", "median(size=3)"],
+        "fpr": FPR,
+        "threshold": detector.threshold,
+    }

@@ -1,17 +1,17 @@
 """Attacks: configured objects that take ``(model, images, labels)`` and return results.
 
-Importing this package registers every attack by name (``get_attack("pgd")``).
+Importing this package registers every attack by name (``get_attack("pgd")``). The
+white-box attacks are hooks of one gradient loop (:mod:`advlab.attacks.gradient`), the
+norm-specific math lives on ball objects (:mod:`advlab.attacks.norms`), the black-box
+attacks are in :mod:`advlab.attacks.blackbox`.
 """
 
 from advlab.attacks.base import ATTACKS, Attack, AttackResult, frozen_eval, get_attack
+from advlab.attacks.blackbox import HopSkipJump, SimBA, Square, Transfer, evaluate_transfer
 from advlab.attacks.deepfool import DeepFool
 from advlab.attacks.fgsm import FGSM
-from advlab.attacks.hopskipjump import HopSkipJump
 from advlab.attacks.mim import MIM
 from advlab.attacks.pgd import BIM, PGD
-from advlab.attacks.simba import SimBA
-from advlab.attacks.square import Square
-from advlab.attacks.transfer import Transfer, evaluate_transfer
 
 __all__ = [
     "ATTACKS",

@@ -6,8 +6,11 @@ An attack is a configured object that does not hold the model::
 
 Subclasses implement :meth:`Attack._run` only. :meth:`Attack.__call__` checks the
 inputs, puts the model in eval mode with parameter gradients off (and restores both),
-picks targets, and after the attack clips the result into the epsilon ball and [0, 1]
-itself, so a buggy attack can never return an out-of-bounds example.
+picks targets (:func:`pick_targets`, the one picker of white-box, black-box and transfer
+attacks), and after the attack clips the result into the epsilon ball and [0, 1]
+itself, so a buggy attack can never return an out-of-bounds example. Black-box attacks
+(:mod:`advlab.attacks.blackbox`) use the same ``__call__`` and override its hooks: a
+query budget instead of the model, success as verified by their own queries.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ from __future__ import annotations
 import inspect
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.threat import NORMS, Norm, project
+from advlab.attacks.gradient import layout
+from advlab.attacks.norms import LINF, LpBall, Norm, get_norm
 from advlab.errors import AdvlabError, check
 from advlab.models.context import frozen_eval
+from advlab.targets import Target
 
 TARGET_STRATEGIES = ("random", "least-likely")
 
@@ -47,7 +53,7 @@ class AttackResult:
         return float(self.success.float().mean()) if self.success.numel() else 0.0
 
 
-def check_inputs(images: Any, labels: Any, model: nn.Module | None = None) -> None:
+def check_inputs(images: Any, labels: Any, model: Any = None, targets: Any = None) -> None:
     """One-line errors for the inputs users most often get wrong."""
     check(isinstance(images, torch.Tensor), "images must be a torch.Tensor of shape (N, C, H, W)")
     check(isinstance(labels, torch.Tensor), "labels must be a torch.Tensor of class indices")
@@ -72,21 +78,64 @@ def check_inputs(images: Any, labels: Any, model: nn.Module | None = None) -> No
         low, high = int(labels.min()), int(labels.max())
         check(low >= 0 and high < num_classes,
               f"labels must be in [0, {num_classes - 1}], got {low}..{high}")  # fmt: skip
+    if targets is not None:
+        check(isinstance(targets, torch.Tensor) and targets.shape == labels.shape
+              and not targets.is_floating_point(),
+              "targets must be a tensor of class indices, one per image")  # fmt: skip
+        if num_classes and targets.numel():
+            low, high = int(targets.min()), int(targets.max())
+            check(low >= 0 and high < num_classes,
+                  f"targets must be in [0, {num_classes - 1}], got {low}..{high}")  # fmt: skip
 
 
 def check_eps(eps: float | None, norm: str) -> None:
-    check(norm in NORMS, f"unknown norm '{norm}': use one of {', '.join(NORMS)}")
+    ball = get_norm(norm)
     if eps is None:
         return
-    check(isinstance(eps, (int, float)) and math.isfinite(eps),
+    check(isinstance(eps, (int, float)) and not isinstance(eps, bool) and math.isfinite(eps),
           f"eps must be a number, got {eps!r}")  # fmt: skip
     check(eps >= 0, f"eps must be >= 0, got {eps}")
-    if norm == "linf":
-        check(eps <= 1, f"L-inf eps is in [0, 1] pixel units, got {eps}: use e.g. 8/255, not 8")
+    ball.check_eps(eps)
+
+
+def pick_targets(
+    strategy: str | None,
+    labels: torch.Tensor,
+    targets: torch.Tensor | None,
+    scores: Callable[[], torch.Tensor],
+    num_classes: int | None = None,
+) -> torch.Tensor | None:
+    """The target class of each image, or ``None`` for an untargeted attack.
+
+    Explicit ``targets`` (checked by :func:`check_inputs`) win; else ``strategy`` picks
+    them: "least-likely" takes the argmin of ``scores()`` (logits or probabilities of the
+    images, computed only when needed), "random" a uniform class other than the true one.
+    ``num_classes`` defaults to the width of ``scores()``. White-box, black-box and
+    transfer attacks all pick their targets here, each with its own ``scores``.
+    """
+    if targets is not None:
+        return targets.to(labels.device).long()
+    if strategy is None:
+        return None
+    check(num_classes is None or num_classes > 0,
+          "targeted black-box attacks need the target's number of classes")  # fmt: skip
+    if strategy == "least-likely":
+        return scores().argmin(dim=1)
+    if num_classes is None:
+        num_classes = scores().shape[1]
+    # random: uniform over the classes other than the true one
+    offset = torch.randint(1, num_classes, labels.shape, device=labels.device)
+    return (labels + offset) % num_classes
 
 
 class Attack(ABC):
-    """Base class of every attack. Subclasses set ``name`` and implement ``_run``."""
+    """Base class of every attack. Subclasses set ``name`` and implement ``_run``.
+
+    :meth:`__call__` is a template for white-box and black-box attacks alike: it checks
+    the inputs, seeds the RNG, opens a session on the model (:meth:`_session`: the model
+    in eval mode here, a query budget for black-box attacks), picks the targets, runs
+    :meth:`_run` and turns its output into an :class:`AttackResult` (:meth:`_result`).
+    """
 
     name: ClassVar[str] = ""
     #: White-box attacks read gradients; black-box ones never may.
@@ -95,7 +144,7 @@ class Attack(ABC):
     def __init__(
         self,
         eps: float | None,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         target: str | None = None,
         seed: int | None = None,
@@ -115,6 +164,11 @@ class Attack(ABC):
     def targeted(self) -> bool:
         return self.target is not None
 
+    @property
+    def ball(self) -> LpBall:
+        """The threat model's norm object (``self.norm`` is its name)."""
+        return get_norm(self.norm)
+
     def config(self) -> dict[str, Any]:
         """The attack's full configuration (stored beside every result)."""
         params = inspect.signature(type(self).__init__).parameters
@@ -127,85 +181,89 @@ class Attack(ABC):
 
     def __call__(
         self,
-        model: nn.Module,
+        model: nn.Module | Target,
         images: torch.Tensor,
         labels: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> AttackResult:
-        check_inputs(images, labels, model)
-        images = images.detach()
-        labels = labels.detach().long()
-        generator_state = self._seed_rng(images.device)
+        """Attack ``images`` (float in [0, 1]) of true class ``labels``, towards ``targets``.
+
+        ``model`` is an ``nn.Module`` taking images in [0, 1]; black-box attacks also take
+        a query-only :class:`advlab.targets.Target`. Images of another float dtype than
+        the model's parameters (float64, say) are converted to it: the result has the
+        model's dtype.
+        """
+        generator_state: Any = None
         try:
-            with frozen_eval(model):
-                targets = self._resolve_targets(model, images, labels, targets)
+            with self._session(model, images, labels, targets) as session:
+                images = images.detach().to(_model_dtype(model, images))
+                labels = labels.detach().long()
+                generator_state = self._seed_rng(images.device)
+                targets = pick_targets(
+                    self.target, labels, targets, _once(lambda: self._scores(session, images)),
+                    self._num_classes(session),
+                )  # fmt: skip
                 goal = targets if targets is not None else labels
-                adversarial, queries = self._run(model, images, goal, targets is not None)
-                adversarial = self._clip(adversarial.detach(), images)
-                with torch.no_grad():
-                    layout = _layout(adversarial)
-                    predictions = model(adversarial.contiguous(memory_format=layout)).argmax(1)
+                output = self._run(session, images, goal, targets is not None)
+                return self._result(session, images, goal, targets, *output)
         finally:
             self._restore_rng(generator_state)
-        success = predictions == targets if targets is not None else predictions != labels
-        return AttackResult(adversarial, success, queries.to(torch.int64).cpu(), targets)
 
     # -- for subclasses ---------------------------------------------------------------
     @abstractmethod
     def _run(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
+        self, model: Any, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(adversarial, queries per image)``; ``goal`` is labels or targets."""
 
-    @staticmethod
-    def loss_gradient(
-        model: nn.Module, x: torch.Tensor, goal: torch.Tensor, targeted: bool, loss: str = "ce"
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradient of the attacker's objective (to ascend) w.r.t. the input, and logits.
+    @contextmanager
+    def _session(
+        self, model: Any, images: torch.Tensor, labels: torch.Tensor, targets: Any
+    ) -> Iterator[Any]:
+        """What ``_run`` attacks: the checked model, in eval mode without parameter grads."""
+        check(isinstance(model, nn.Module),
+              f"model must be a torch.nn.Module taking images in [0, 1], "
+              f"got {type(model).__name__}")  # fmt: skip
+        check_inputs(images, labels, model, targets)
+        with frozen_eval(model):
+            yield model
 
-        The input goes in channels-last: oneDNN (CPU) and cuDNN run convolutions and
-        their input gradients faster in that layout (ResNet-20 on CIFAR-10, 2 CPU cores:
-        about 1.2-1.4x per step), and elementwise layers do not care. It changes the
-        rounding of the gradient, not its value.
-        """
-        x = x.detach().contiguous(memory_format=_layout(x)).requires_grad_(True)
-        logits = model(x)
-        if loss == "margin":
-            objective = margin_loss(logits, goal, targeted).sum()
-        else:
-            objective = F.cross_entropy(logits, goal, reduction="sum")
-            if targeted:
-                objective = -objective
-        (grad,) = torch.autograd.grad(objective, x)
-        return grad.detach(), logits.detach()
+    def _scores(self, session: Any, images: torch.Tensor) -> torch.Tensor:
+        """Per-class scores of the clean images, to rank target classes."""
+        with torch.no_grad():
+            return session(images)
+
+    def _num_classes(self, session: Any) -> int | None:
+        return None  # the width of the logits
+
+    def _result(
+        self,
+        session: Any,
+        images: torch.Tensor,
+        goal: torch.Tensor,
+        targets: torch.Tensor | None,
+        adversarial: torch.Tensor,
+        queries: torch.Tensor,
+    ) -> AttackResult:
+        """Clip into the ball and the box, and judge success on the model itself."""
+        adversarial = self._clip(adversarial.detach(), images)
+        with torch.no_grad():
+            predictions = session(adversarial.contiguous(memory_format=layout(adversarial)))
+        success = self.is_adversarial(predictions.argmax(1), goal, targets is not None)
+        return AttackResult(adversarial, success, queries.to(torch.int64).cpu(), targets)
+
+    @staticmethod
+    def is_adversarial(
+        predictions: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> torch.Tensor:
+        """Per image: the prediction is the target class, or (untargeted) not the label."""
+        return predictions == goal if targeted else predictions != goal
 
     # -- internals --------------------------------------------------------------------
     def _clip(self, adversarial: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         if self.eps is None:
             return adversarial.clamp(0.0, 1.0)
-        return project(adversarial, images, self.eps, self.norm)
-
-    def _resolve_targets(
-        self,
-        model: nn.Module,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        targets: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        if targets is not None:
-            check(isinstance(targets, torch.Tensor) and targets.shape == labels.shape,
-                  "targets must be a tensor of class indices, one per image")  # fmt: skip
-            return targets.to(labels.device).long()
-        if self.target is None:
-            return None
-        with torch.no_grad():
-            logits = model(images)
-        num_classes = logits.shape[1]
-        if self.target == "least-likely":
-            return logits.argmin(dim=1)
-        # random: uniform over the classes other than the true one
-        offset = torch.randint(1, num_classes, labels.shape, device=labels.device)
-        return (labels + offset) % num_classes
+        return self.ball.project(adversarial, images, self.eps)
 
     def _seed_rng(self, device: torch.device) -> Any:
         if self.seed is None:
@@ -224,6 +282,29 @@ class Attack(ABC):
             torch.cuda.set_rng_state(state[1])
 
 
+def _model_dtype(model: Any, images: torch.Tensor) -> torch.dtype:
+    """What the attack computes in: the model's floating parameters' dtype, else the images'.
+
+    A query-only target is asked in the images' dtype (it converts what it sends).
+    """
+    if not isinstance(model, nn.Module):
+        return images.dtype
+    params = (p for p in model.parameters() if p.is_floating_point())
+    return next((p.dtype for p in params), images.dtype)
+
+
+def _once(compute: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """``compute`` called at most once, its result remembered."""
+    cache: list[torch.Tensor] = []
+
+    def value() -> torch.Tensor:
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+
+    return value
+
+
 ATTACKS: dict[str, type[Attack]] = {}
 
 
@@ -239,23 +320,3 @@ def get_attack(name: str) -> type[Attack]:
     if key not in ATTACKS:
         raise AdvlabError(f"unknown attack '{name}': use one of {', '.join(sorted(ATTACKS))}")
     return ATTACKS[key]
-
-
-LOSSES = ("ce", "margin")
-
-
-def margin_loss(logits: torch.Tensor, goal: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """Carlini-Wagner margin on the logits, per image, to ascend.
-
-    Untargeted: ``max_{j != y} z_j - z_y``; targeted: ``z_t - max_{j != t} z_j``. Unlike
-    cross-entropy it does not pass through a softmax, so it keeps its gradient when the
-    softmax saturates (defensive distillation's trick).
-    """
-    own = logits.gather(1, goal[:, None]).squeeze(1)
-    others = logits.scatter(1, goal[:, None], -float("inf")).amax(dim=1)
-    return own - others if targeted else others - own
-
-
-def _layout(x: torch.Tensor) -> torch.memory_format:
-    """Channels-last for image batches (see :meth:`Attack.loss_gradient`)."""
-    return torch.channels_last if x.dim() == 4 else torch.contiguous_format

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, register_attack
-from advlab.attacks.threat import Norm
+from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 
 _TINY = 1e-12
@@ -36,7 +36,7 @@ class DeepFool(Attack):
     def __init__(
         self,
         eps: float | None = None,
-        norm: Norm = "l2",
+        norm: Norm = L2,
         *,
         steps: int = 50,
         overshoot: float = 0.02,
@@ -109,12 +109,9 @@ class DeepFool(Attack):
         w = w.masked_fill(((at_box <= 0) & (w < 0)) | ((at_box >= 1) & (w > 0)), 0.0)
         f = margins.detach().abs()
         flat = w.flatten(2)
-        dual = flat.abs().sum(2) if self.norm == "linf" else flat.norm(p=2, dim=2)
-        dual = dual.clamp_min(_TINY)
+        dual = self.ball.dual_norm(flat, dim=2).clamp_min(_TINY)
         nearest = (f / dual).argmin(dim=1)
         rows = torch.arange(w.shape[0], device=w.device)
         w_l = w[rows, nearest]
         size = (f[rows, nearest] + _STEP_MARGIN) / dual[rows, nearest]
-        if self.norm == "linf":
-            return size.view(-1, 1, 1, 1) * w_l.sign()
-        return (size / dual[rows, nearest]).view(-1, 1, 1, 1) * w_l
+        return self.ball.steepest_step(w_l, size, dual[rows, nearest])

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, register_attack
-from advlab.attacks.threat import Norm, direction, project, random_start
+from advlab.attacks.gradient import GradientAscent, SteepestAscent, cross_entropy, start_in_ball
+from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
 
 
@@ -23,7 +24,7 @@ class FGSM(Attack):
     def __init__(
         self,
         eps: float = 8 / 255,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         random_start: bool = False,
         alpha: float | None = None,
@@ -35,15 +36,20 @@ class FGSM(Attack):
         self.random_start = random_start
         self.alpha = alpha
 
+    def step_size(self) -> float:
+        """``alpha``, or ``eps`` (``1.25 * eps`` from a random start)."""
+        assert self.eps is not None
+        if self.alpha is not None:
+            return self.alpha
+        return 1.25 * self.eps if self.random_start else self.eps
+
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.eps is not None
-        step = self.alpha if self.alpha is not None else (
-            1.25 * self.eps if self.random_start else self.eps
-        )
-        start = random_start(images, self.eps, self.norm) if self.random_start else images
-        grad, _ = self.loss_gradient(model, start, goal, targeted)
-        stepped = start + step * direction(grad, self.norm)
-        adversarial = project(stepped, images, self.eps, self.norm)
-        return adversarial, torch.ones(images.shape[0], dtype=torch.int64)
+        loop = GradientAscent(
+            self.ball, self.eps, steps=1, objective=cross_entropy(targeted),
+            update=SteepestAscent(self.ball, self.step_size()),
+            start=start_in_ball(self.ball, self.eps) if self.random_start else None,
+        )  # fmt: skip
+        return loop.run(model, images, goal)

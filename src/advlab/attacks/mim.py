@@ -6,10 +6,9 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, register_attack
-from advlab.attacks.threat import Norm, direction, project, random_start
+from advlab.attacks.gradient import GradientAscent, Momentum, cross_entropy, start_in_ball
+from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
-
-_TINY = 1e-12
 
 
 @register_attack
@@ -29,7 +28,7 @@ class MIM(Attack):
         alpha: float | None = None,
         steps: int = 10,
         decay: float = 1.0,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         random_start: bool = False,
         target: str | None = None,
@@ -52,14 +51,9 @@ class MIM(Attack):
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.eps is not None
-        alpha = self.step_size()
-        x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
-        momentum = torch.zeros_like(images)
-        for _ in range(self.steps):
-            grad, _ = self.loss_gradient(model, x, goal, targeted)
-            # Normalizing per image makes every image's gradient count equally in the
-            # momentum, whatever its loss scale (the paper's L1 normalization).
-            scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True).clamp_min(_TINY)
-            momentum = self.decay * momentum + grad / scale
-            x = project(x + alpha * direction(momentum, self.norm), images, self.eps, self.norm)
-        return x, torch.full((images.shape[0],), self.steps, dtype=torch.int64)
+        loop = GradientAscent(
+            self.ball, self.eps, self.steps, objective=cross_entropy(targeted),
+            update=Momentum(self.ball, self.step_size(), self.decay),
+            start=start_in_ball(self.ball, self.eps) if self.random_start else None,
+        )  # fmt: skip
+        return loop.run(model, images, goal)

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import LOSSES, Attack, margin_loss, register_attack
-from advlab.attacks.threat import Norm, direction, project, random_start
+from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.gradient import (
+    OBJECTIVES,
+    GradientAscent,
+    SteepestAscent,
+    default_step_size,
+    misclassified,
+    start_in_ball,
+)
+from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
+
+#: The losses PGD can ascend, by name.
+LOSSES = tuple(OBJECTIVES)
 
 
 @register_attack
@@ -32,7 +42,7 @@ class PGD(Attack):
         eps: float = 8 / 255,
         alpha: float | None = None,
         steps: int = 10,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         random_start: bool = True,
         restarts: int = 1,
@@ -42,7 +52,7 @@ class PGD(Attack):
         seed: int | None = None,
     ) -> None:
         super().__init__(eps, norm, target=target, seed=seed)
-        check(loss in LOSSES, f"unknown loss '{loss}': use one of {', '.join(LOSSES)}")
+        check(loss in OBJECTIVES, f"unknown loss '{loss}': use one of {', '.join(LOSSES)}")
         self.loss = loss
         self.early_stop = bool(early_stop)
         check(steps >= 1, f"steps must be >= 1, got {steps}")
@@ -56,68 +66,19 @@ class PGD(Attack):
     def step_size(self) -> float:
         """``alpha``, or by default 2.5 * eps / steps (Madry et al.)."""
         assert self.eps is not None
-        return self.alpha if self.alpha is not None else 2.5 * self.eps / self.steps
+        return self.alpha if self.alpha is not None else default_step_size(self.eps, self.steps)
 
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.restarts == 1:
-            # Nothing to choose between: skip the forward pass that ranks the restarts.
-            return self._descend(model, images, goal, targeted)
-        best = images.clone()
-        best_loss = torch.full(
-            (images.shape[0],), -float("inf"), device=images.device, dtype=images.dtype
-        )
-        done = torch.zeros(images.shape[0], dtype=torch.bool, device=images.device)
-        queries = torch.zeros(images.shape[0], dtype=torch.int64)
-        for _ in range(self.restarts):
-            # Later restarts only work on the images not yet fooled.
-            active = (~done).nonzero().squeeze(1)
-            if active.numel() == 0:
-                break
-            adversarial, spent = self._descend(model, images[active], goal[active], targeted)
-            queries[active.cpu()] += spent
-            with torch.no_grad():
-                logits = model(adversarial)
-                if self.loss == "margin":
-                    loss = margin_loss(logits, goal[active], targeted)
-                else:
-                    loss = F.cross_entropy(logits, goal[active], reduction="none")
-                    loss = -loss if targeted else loss
-                predictions = logits.argmax(1)
-                hit = predictions == goal[active] if targeted else predictions != goal[active]
-            better = hit | (loss > best_loss[active])
-            index = active[better]
-            best[index] = adversarial[better]
-            best_loss[index] = loss[better]
-            done[active[hit]] = True
-        return best, queries
-
-    def _descend(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One PGD run; returns the examples and the gradient steps spent on each."""
         assert self.eps is not None
-        alpha = self.step_size()
-        x = random_start(images, self.eps, self.norm) if self.random_start else images.clone()
-        spent = torch.zeros(images.shape[0], dtype=torch.int64, device=images.device)
-        if not self.early_stop:
-            for _ in range(self.steps):
-                grad, _ = self.loss_gradient(model, x, goal, targeted, self.loss)
-                x = project(x + alpha * direction(grad, self.norm), images, self.eps, self.norm)
-            return x, (spent + self.steps).cpu()
-        active = torch.arange(images.shape[0], device=images.device)
-        for _ in range(self.steps):
-            grad, logits = self.loss_gradient(model, x[active], goal[active], targeted, self.loss)
-            spent[active] += 1
-            predictions = logits.argmax(1)
-            fooled = predictions == goal[active] if targeted else predictions != goal[active]
-            active, grad = active[~fooled], grad[~fooled]
-            if active.numel() == 0:
-                break
-            step = x[active] + alpha * direction(grad, self.norm)
-            x[active] = project(step, images[active], self.eps, self.norm)
-        return x, spent.cpu()
+        loop = GradientAscent(
+            self.ball, self.eps, self.steps, objective=OBJECTIVES[self.loss](targeted),
+            update=SteepestAscent(self.ball, self.step_size()),
+            start=start_in_ball(self.ball, self.eps) if self.random_start else None,
+            restarts=self.restarts, early_stop=self.early_stop, success=misclassified(targeted),
+        )  # fmt: skip
+        return loop.run(model, images, goal)
 
 
 @register_attack
@@ -131,7 +92,7 @@ class BIM(PGD):
         eps: float = 8 / 255,
         alpha: float | None = None,
         steps: int = 10,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         target: str | None = None,
         seed: int | None = None,

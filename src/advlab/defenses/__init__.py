@@ -1,19 +1,21 @@
 """Defenses: every defended model is still an ImageClassifier that any attack accepts.
 
-- :mod:`~advlab.defenses.preprocess`: JPEG, bit depth, median, noise, resize-pad, in front
-  of a model (:func:`defend`, :class:`DefendedClassifier`);
+- :mod:`~advlab.defenses.base`: the defended model (:func:`defend`,
+  :class:`DefendedClassifier`) and the flags of the layers it adds;
+- :mod:`~advlab.defenses.preprocess`: JPEG, bit depth, median, noise, resize-pad;
 - :mod:`~advlab.defenses.randomized`: dropout and noise kept on at inference;
-- :mod:`~advlab.defenses.adaptive`: BPDA and EOT surrogates and :func:`evaluate_adaptive`,
-  so that no defense looks stronger than it is;
-- :mod:`~advlab.defenses.detection`: feature-squeezing detection, ROC, an adaptive attack;
-- :mod:`~advlab.defenses.binary_detector`: a detector trained on the model's features, and
-  the attack on model and detector together;
-- :mod:`~advlab.defenses.registry`: names for the CLI (``"jpeg:quality=75+bits:bits=4"``).
+- :mod:`~advlab.defenses.adaptive`: BPDA and EOT surrogates, :class:`RescaledLogits` and
+  :func:`evaluate_adaptive`, so that no defense looks stronger than it is;
+- :mod:`~advlab.defenses.detectors`: feature squeezing, a detector trained on the model's
+  features, ROC curves, and the attacks on model and detector together;
+- :mod:`~advlab.defenses.registry`: names for the CLI (``"jpeg:quality=75+bits:bits=4"``,
+  ``"feature-squeezing"``, ``"binary"``).
 """
 
 from advlab.defenses.adaptive import (
     EOT,
     AdaptiveResult,
+    RescaledLogits,
     StraightThrough,
     accuracy,
     adaptive_model,
@@ -21,8 +23,20 @@ from advlab.defenses.adaptive import (
     eot,
     evaluate_adaptive,
 )
-from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD
-from advlab.defenses.detection import (
+from advlab.defenses.base import (
+    Compose,
+    DefendedClassifier,
+    DefenseLayer,
+    defend,
+    describe,
+    is_differentiable,
+    is_randomized,
+)
+from advlab.defenses.detectors import (
+    BinaryDetector,
+    Detector,
+    DetectorAwareAttack,
+    DetectorAwarePGD,
     FeatureSqueezingDetector,
     SqueezeAwarePGD,
     auc,
@@ -32,29 +46,31 @@ from advlab.defenses.detection import (
 )
 from advlab.defenses.preprocess import (
     BitDepthReduction,
-    Compose,
-    DefendedClassifier,
-    DefenseLayer,
     GaussianNoise,
     JpegCompression,
     MedianSmoothing,
     RandomResizePad,
-    defend,
-    is_differentiable,
-    is_randomized,
 )
 from advlab.defenses.randomized import AlwaysDropout, NoiseLayer, RandomizedDropout, RandomizedNoise
 from advlab.defenses.registry import (
     DEFENSES,
+    DETECTORS,
     DefenseEntry,
+    DetectorEntry,
+    adaptive_attack,
     apply_defense,
+    build_detector,
     get_defense,
+    get_detector,
     parse_defense,
+    register_defense,
+    register_detector,
     registered_defenses,
 )
 
 __all__ = [
     "DEFENSES",
+    "DETECTORS",
     "EOT",
     "AdaptiveResult",
     "AlwaysDropout",
@@ -64,7 +80,10 @@ __all__ = [
     "DefendedClassifier",
     "DefenseEntry",
     "DefenseLayer",
+    "Detector",
+    "DetectorAwareAttack",
     "DetectorAwarePGD",
+    "DetectorEntry",
     "FeatureSqueezingDetector",
     "GaussianNoise",
     "JpegCompression",
@@ -73,22 +92,29 @@ __all__ = [
     "RandomResizePad",
     "RandomizedDropout",
     "RandomizedNoise",
+    "RescaledLogits",
     "SqueezeAwarePGD",
     "StraightThrough",
     "accuracy",
+    "adaptive_attack",
     "adaptive_model",
     "apply_defense",
     "auc",
     "bpda",
+    "build_detector",
     "default_squeezers",
     "defend",
+    "describe",
     "eot",
     "evaluate_adaptive",
     "get_defense",
+    "get_detector",
     "is_differentiable",
     "is_randomized",
     "parse_defense",
     "plot_roc",
+    "register_defense",
+    "register_detector",
     "registered_defenses",
     "roc_curve",
 ]

@@ -7,7 +7,8 @@ without being robust. advlab therefore attacks a *surrogate* of the defended mod
   gradient straight through (identity) in the backward pass;
 - :func:`eot`: the forward averages the logits over ``samples`` random draws, so the
   attack follows the expected gradient rather than one noisy draw;
-- :func:`adaptive_model`: BPDA and/or EOT as the defense's flags ask.
+- :func:`adaptive_model`: BPDA and/or EOT as the defense's flags ask;
+- :class:`RescaledLogits`: logits scaled back out of softmax saturation (distillation).
 
 The examples crafted on the surrogate are then judged on the real defended model:
 :func:`evaluate_adaptive` does both steps.
@@ -22,13 +23,14 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, AttackResult
-from advlab.defenses.preprocess import (
+from advlab.defenses.base import (
     Compose,
     DefendedClassifier,
     DefenseLayer,
     describe,
     is_differentiable,
     is_randomized,
+    substitute,
 )
 from advlab.errors import check
 from advlab.models.classifier import ImageClassifier
@@ -47,28 +49,12 @@ class StraightThrough(DefenseLayer):
         self.layer = layer
         self.spec_name = f"bpda[{describe(layer)}]"
 
-    @property  # type: ignore[override]
-    def randomized(self) -> bool:
+    @property
+    def randomized(self) -> bool:  # type: ignore[override]
         return is_randomized(self.layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _IdentityGradient.apply(x, self.layer(x.detach()).detach())
-
-
-class _IdentityGradient(torch.autograd.Function):
-    """Forward: the given output, bit for bit; backward: the gradient passes unchanged.
-
-    (``x + (f(x) - x).detach()`` would do the same up to float rounding, and then BPDA's
-    predictions could differ from the defense's.)
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, output: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return output.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return grad, None
+        return substitute(x, self.layer(x.detach()).detach(), "identity")
 
 
 def straight_through(module: nn.Module) -> nn.Module:
@@ -96,24 +82,10 @@ def bpda(defended: DefendedClassifier) -> DefendedClassifier:
         "BPDA only replaces preprocessing; this defense's network itself is not "
         "differentiable: attack it with a black-box attack",
     )
-    surrogate = DefendedClassifier(_bare(defended), straight_through(defended.preprocess))
+    surrogate = DefendedClassifier(defended)  # the same network, normalization and names
+    surrogate.preprocess = straight_through(defended.preprocess)
     surrogate.name = f"bpda({defended.name})"
     return surrogate
-
-
-def _bare(defended: DefendedClassifier) -> ImageClassifier:
-    """An ImageClassifier with ``defended``'s network, normalization and metadata."""
-    bare = ImageClassifier(
-        defended.net,
-        name=defended.base_name,
-        input_shape=defended.input_shape,  # type: ignore[arg-type]
-        num_classes=defended.num_classes,
-        mean=defended.mean,
-        std=defended.std,
-        class_names=defended.class_names,
-    )
-    bare.normalize = defended.normalize
-    return bare
 
 
 class EOT(DefendedClassifier):
@@ -153,6 +125,20 @@ class EOT(DefendedClassifier):
 def eot(model: ImageClassifier, samples: int = 10, reduce: Reduce = "logits") -> EOT:
     """``model`` whose logits are averaged over ``samples`` random draws (see :class:`EOT`)."""
     return EOT(model, samples, reduce)
+
+
+class RescaledLogits(DefendedClassifier):
+    """The model's logits divided by their per-image standard deviation (held constant).
+
+    Predictions are unchanged (a positive per-image scale keeps the argmax), but the
+    softmax of the rescaled logits is not saturated, so cross-entropy attacks get a
+    gradient again where huge logits (defensive distillation) made it exactly zero in
+    float32. This is the attack on the logits of Carlini and Wagner 2016.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = super().forward(x)
+        return logits / logits.detach().std(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def adaptive_model(defended: ImageClassifier, samples: int = 10) -> ImageClassifier:

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.defenses.preprocess import (
+from advlab.defenses.base import (
     DefendedClassifier,
     DefenseLayer,
     iter_leaves,
     share_structure,
 )
+from advlab.defenses.preprocess import GaussianNoise
 from advlab.errors import AdvlabError, check
 from advlab.models.classifier import ImageClassifier
 
@@ -49,19 +50,10 @@ class AlwaysDropout(DefenseLayer):
         return F.dropout(x, self.p, training=True)
 
 
-class NoiseLayer(DefenseLayer):
+class NoiseLayer(GaussianNoise):
     """Add N(0, sigma^2) noise to the features in train and eval mode (no clipping)."""
 
-    randomized = True
     spec_name = "noise-layer"
-
-    def __init__(self, sigma: float = 0.1) -> None:
-        super().__init__()
-        check(math.isfinite(sigma) and sigma >= 0, f"noise sigma must be >= 0, got {sigma!r}")
-        self.sigma = float(sigma)
-
-    def params(self) -> dict[str, object]:
-        return {"sigma": self.sigma}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.sigma * torch.randn_like(x)
@@ -88,32 +80,46 @@ def insert_layer(net: nn.Module, layer: nn.Module, where: Where) -> nn.Module:
     )
 
 
-class RandomizedDropout(DefendedClassifier):
+class InsertedLayer(DefendedClassifier):
+    """``model`` with a random ``layer`` inserted into its network at ``where``.
+
+    The layer is part of the base name (``label(params,where=...)``), so that
+    preprocessing added later keeps it in the model's name.
+    """
+
+    label = ""
+
+    def __init__(self, model: ImageClassifier, layer: DefenseLayer, where: Where) -> None:
+        super().__init__(model)
+        self.net = insert_layer(self.net, layer, where)
+        args = ",".join(
+            f"{key}={value}" for key, value in {**layer.params(), "where": where}.items()
+        )
+        self.base_name = f"{self.base_name}+{self.label}({args})"
+        self.name = self._default_name()
+
+
+class RandomizedDropout(InsertedLayer):
     """``model`` with dropout (probability ``p``) kept active at inference.
 
     ``where="first-layer"`` (default) drops activations of the first conv/linear layer;
     ``where="input"`` drops input values after normalization.
     """
 
+    label = "randomized-dropout"
+
     def __init__(
         self, model: ImageClassifier, p: float = 0.2, where: Where = "first-layer"
     ) -> None:
-        layer = AlwaysDropout(p)
-        super().__init__(model)
-        self.net = insert_layer(self.net, layer, where)
-        # Part of the base name, so that preprocessing added later keeps it in the name.
-        self.base_name = f"{self.base_name}+randomized-dropout(p={layer.p},where={where})"
-        self.name = self._default_name()
+        super().__init__(model, AlwaysDropout(p), where)
 
 
-class RandomizedNoise(DefendedClassifier):
+class RandomizedNoise(InsertedLayer):
     """``model`` with a :class:`NoiseLayer` (``sigma``) on the network input or first layer."""
+
+    label = "noise-layer"
 
     def __init__(
         self, model: ImageClassifier, sigma: float = 0.1, where: Where = "first-layer"
     ) -> None:
-        layer = NoiseLayer(sigma)
-        super().__init__(model)
-        self.net = insert_layer(self.net, layer, where)
-        self.base_name = f"{self.base_name}+noise-layer(sigma={layer.sigma},where={where})"
-        self.name = self._default_name()
+        super().__init__(model, NoiseLayer(sigma), where)

@@ -1,10 +1,14 @@
-"""The defense registry: a name maps to a defense once, for the CLI and configuration files.
+"""Names for defenses and detectors, for the CLI and configuration files.
 
-A spec is ``name`` or ``name:key=value,key=value``; several specs joined by ``+`` are
-applied in the order written (the first one sees the input first)::
+A defense spec is ``name`` or ``name:key=value,key=value`` (the grammar of
+:mod:`advlab.spec`); several specs joined by ``+`` are applied in the order written
+(the first one sees the input first)::
 
     apply_defense(model, "jpeg:quality=75+bits:bits=4")
     apply_defense(model, ["resize-pad:min_scale=0.9", "randomized-dropout:p=0.2"])
+
+A detector is named ``feature-squeezing`` (alias ``squeeze``) or ``binary``; its entry
+builds it and the attack that knows it (:func:`build_detector`, :func:`adaptive_attack`).
 """
 
 from __future__ import annotations
@@ -14,17 +18,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from advlab.attacks.base import Attack
+from advlab.attacks.norms import Norm
+from advlab.defenses.base import DefendedClassifier
+from advlab.defenses.detectors.aware import DetectorAwarePGD, SqueezeAwarePGD
+from advlab.defenses.detectors.base import Detector
+from advlab.defenses.detectors.binary import BinaryDetector
+from advlab.defenses.detectors.squeezing import FeatureSqueezingDetector
 from advlab.defenses.preprocess import (
     BitDepthReduction,
-    DefendedClassifier,
     GaussianNoise,
     JpegCompression,
     MedianSmoothing,
     RandomResizePad,
 )
 from advlab.defenses.randomized import RandomizedDropout, RandomizedNoise
-from advlab.errors import AdvlabError, check
+from advlab.errors import AdvlabError
 from advlab.models.classifier import ImageClassifier
+from advlab.spec import Registry, split_chain, split_spec, typed_option
+
+# -- defenses ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,11 @@ class DefenseEntry:
         return self.build(model, **params)  # type: ignore[no-any-return]
 
 
-DEFENSES: dict[str, DefenseEntry] = {}
+DEFENSES: Registry[DefenseEntry] = Registry("defense")
 
 
 def register_defense(entry: DefenseEntry) -> DefenseEntry:
-    DEFENSES[entry.name] = entry
-    return entry
+    return DEFENSES.register(entry)
 
 
 for _entry in (
@@ -80,56 +92,21 @@ def registered_defenses() -> list[DefenseEntry]:
 
 
 def get_defense(name: str) -> DefenseEntry:
-    key = name.strip().lower().replace("_", "-")
-    if key not in DEFENSES:
-        raise AdvlabError(f"unknown defense '{name}': use one of {', '.join(sorted(DEFENSES))}")
-    return DEFENSES[key]
+    return DEFENSES.resolve(name)
 
 
 def parse_defense(spec: str | Sequence[str]) -> list[tuple[DefenseEntry, dict[str, Any]]]:
     """``"jpeg:quality=75+bits"`` -> ``[(jpeg entry, {"quality": 75}), (bits entry, {})]``."""
-    specs = spec.split("+") if isinstance(spec, str) else [p for s in spec for p in s.split("+")]
-    check(
-        bool(specs) and all(s.strip() for s in specs),
-        f"empty defense in {spec!r}: write e.g. 'jpeg:quality=75+bits:bits=4'",
-    )
     parsed = []
-    for part in specs:
-        name, _, rest = part.strip().partition(":")
+    for part in split_chain(spec, "defense"):
+        name, items = split_spec(part)
         entry = get_defense(name)
-        parsed.append((entry, _parse_params(entry, rest)))
+        defaults = entry.parameters()
+        params = dict(
+            typed_option(item, defaults, kind="defense", name=entry.name) for item in items
+        )
+        parsed.append((entry, params))
     return parsed
-
-
-def _parse_params(entry: DefenseEntry, text: str) -> dict[str, Any]:
-    defaults = entry.parameters()
-    params: dict[str, Any] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        check(
-            bool(sep) and bool(value.strip()),
-            f"defense parameter '{item}' needs a value: write {entry.name}:{key}=VALUE",
-        )
-        check(
-            key in defaults,
-            f"defense '{entry.name}' has no parameter '{key}': use {', '.join(defaults) or 'none'}",
-        )
-        params[key] = _convert(entry.name, key, value.strip(), defaults[key])
-    return params
-
-
-def _convert(defense: str, key: str, value: str, default: Any) -> Any:
-    """``value`` as the type of the parameter's default (int, float, bool or str)."""
-    kind = type(default)
-    try:
-        if kind is bool:
-            return {"true": True, "false": False}[value.lower()]
-        if kind in (int, float):
-            return kind(value)
-    except (KeyError, ValueError):
-        raise AdvlabError(f"{defense}:{key} must be a {kind.__name__}, got '{value}'") from None
-    return value
 
 
 def apply_defense(model: ImageClassifier, spec: str | Sequence[str]) -> ImageClassifier:
@@ -138,3 +115,91 @@ def apply_defense(model: ImageClassifier, spec: str | Sequence[str]) -> ImageCla
     for entry, params in reversed(parse_defense(spec)):
         defended = entry.apply(defended, params)
     return defended
+
+
+# -- detectors --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """A detector class by name, and the class of the attack on model and detector together."""
+
+    name: str
+    detector: type[Detector]
+    attack: Callable[..., Attack]
+    description: str
+
+    @property
+    def build(self) -> Callable[..., Detector]:
+        """``build(model, fpr, *, training_attacks, batch_size, seed)``: the unfitted
+        detector (see :meth:`~advlab.defenses.detectors.base.Detector.create`)."""
+        return self.detector.create
+
+    def aware(
+        self,
+        detector: Detector,
+        eps: float,
+        norm: Norm = "linf",
+        steps: int = 40,
+        seed: int | None = None,
+    ) -> Attack:
+        """The attack on ``detector`` and its model together."""
+        return self.attack(detector, eps=eps, norm=norm, steps=steps, seed=seed)
+
+
+DETECTORS: Registry[DetectorEntry] = Registry("detector")
+
+
+def register_detector(entry: DetectorEntry, *aliases: str) -> DetectorEntry:
+    return DETECTORS.register(entry, *aliases)
+
+
+register_detector(
+    DetectorEntry(
+        "feature-squeezing",
+        FeatureSqueezingDetector,
+        SqueezeAwarePGD,
+        "feature squeezing (Xu et al. 2018): L1 change of the softmax under squeezers",
+    ),
+    "squeeze",
+)
+register_detector(
+    DetectorEntry(
+        "binary",
+        BinaryDetector,
+        DetectorAwarePGD,
+        "a classifier trained on the model's penultimate features, clean vs adversarial",
+    )
+)
+
+
+def get_detector(name: str) -> DetectorEntry:
+    """The entry of detector ``name`` (``squeeze`` reads as ``feature-squeezing``)."""
+    return DETECTORS.resolve(name)
+
+
+def build_detector(
+    name: str,
+    model: ImageClassifier,
+    fpr: float = 0.05,
+    *,
+    training_attacks: Sequence[Attack] | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> Detector:
+    """An unfitted detector by name; ``training_attacks`` are the binary detector's."""
+    return get_detector(name).detector.create(
+        model, fpr, training_attacks=training_attacks, batch_size=batch_size, seed=seed
+    )
+
+
+def adaptive_attack(
+    detector: Detector, eps: float, norm: Norm = "linf", steps: int = 40, seed: int | None = None
+) -> Attack:
+    """The attack on model and ``detector`` together, for a detector advlab knows."""
+    for entry in DETECTORS.values():
+        if isinstance(detector, entry.detector):
+            return entry.aware(detector, eps, norm, steps, seed)
+    raise AdvlabError(
+        f"no adaptive attack is known for {type(detector).__name__}: pass adaptive=False"
+    )

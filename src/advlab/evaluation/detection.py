@@ -26,7 +26,7 @@ import torch
 
 import advlab
 from advlab.attacks import Attack
-from advlab.attacks.threat import Norm
+from advlab.attacks.norms import Norm
 from advlab.data import ImageDataset
 from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD
 from advlab.defenses.detection import FeatureSqueezingDetector, SqueezeAwarePGD, auc, roc_curve

@@ -23,7 +23,6 @@ images it classifies correctly.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -31,7 +30,7 @@ from typing import Any, Literal
 import torch
 
 from advlab.attacks import FGSM, PGD, Attack, Square
-from advlab.attacks.threat import Norm
+from advlab.attacks.norms import Norm, get_norm
 from advlab.errors import check
 from advlab.models import ImageClassifier
 from advlab.models.context import frozen_eval
@@ -97,7 +96,7 @@ def run_attack(
 
 def unbounded_eps(norm: Norm, image_shape: Sequence[int]) -> float:
     """The smallest eps whose ball covers the whole [0, 1] box around any image."""
-    return 1.0 if norm == "linf" else math.sqrt(math.prod(image_shape))
+    return get_norm(norm).box_diameter(image_shape)
 
 
 def eps_sweep(eps: float, norm: Norm, image_shape: Sequence[int]) -> list[float]:

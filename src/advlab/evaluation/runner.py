@@ -21,7 +21,7 @@ import torch
 
 import advlab
 from advlab.attacks import frozen_eval
-from advlab.attacks.threat import perturbation_norms
+from advlab.attacks.norms import perturbation_norms
 from advlab.data import ImageDataset
 from advlab.errors import AdvlabError, check
 from advlab.evaluation import metrics

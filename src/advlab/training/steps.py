@@ -16,7 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from advlab.attacks import FGSM, PGD, Attack
-from advlab.attacks.threat import Norm, direction, project
+from advlab.attacks.gradient import (
+    GradientAscent,
+    SteepestAscent,
+    default_step_size,
+    kl_divergence,
+)
+from advlab.attacks.norms import LINF, Norm, get_norm
 from advlab.models.context import frozen_eval
 from advlab.training.config import AdversarialTrainingConfig
 
@@ -91,7 +97,7 @@ class TradesStep:
     """
 
     def __init__(
-        self, eps: float, norm: Norm = "linf", alpha: float | None = None, steps: int = 10,
+        self, eps: float, norm: Norm = LINF, alpha: float | None = None, steps: int = 10,
         beta: float = 6.0,
     ) -> None:  # fmt: skip
         self.eps, self.norm, self.steps, self.beta = float(eps), norm, int(steps), float(beta)
@@ -102,8 +108,9 @@ class TradesStep:
 
     @property
     def alpha(self) -> float:
-        ratio = self.alpha_ratio if self.alpha_ratio is not None else 2.5 / self.steps
-        return ratio * self.eps
+        # A fraction of eps, so that it follows eps during warm-up.
+        ratio = self.alpha_ratio
+        return (ratio if ratio is not None else default_step_size(1.0, self.steps)) * self.eps
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
         adversarial = self.perturb(model, images)
@@ -122,14 +129,18 @@ class TradesStep:
         with frozen_eval(model):
             with torch.no_grad():
                 natural = F.softmax(model(images), dim=1)
-            x = (images + 0.001 * torch.randn_like(images)).clamp(0.0, 1.0)
-            for _ in range(self.steps):
-                x = x.detach().requires_grad_(True)
-                kl = F.kl_div(F.log_softmax(model(x), dim=1), natural, reduction="sum")
-                (grad,) = torch.autograd.grad(kl, x)
-                x = project(x.detach() + self.alpha * direction(grad, self.norm), images,
-                            self.eps, self.norm)  # fmt: skip
+            ball = get_norm(self.norm)
+            loop = GradientAscent(
+                ball, self.eps, self.steps, objective=kl_divergence,
+                update=SteepestAscent(ball, self.alpha), start=_near, channels_last=False,
+            )  # fmt: skip
+            x, _ = loop.run(model, images, natural)
         return x.detach()
+
+
+def _near(images: torch.Tensor) -> torch.Tensor:
+    """TRADES's start: the images plus small Gaussian noise."""
+    return (images + 0.001 * torch.randn_like(images)).clamp(0.0, 1.0)
 
 
 class DistillationStep:

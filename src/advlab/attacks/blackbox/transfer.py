@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, get_attack, register_attack
-from advlab.attacks.blackbox import BlackBoxAttack
-from advlab.attacks.threat import Norm
+from advlab.attacks.blackbox.base import BlackBoxAttack
+from advlab.attacks.norms import LINF, Norm
 from advlab.errors import AdvlabError, check
 from advlab.targets import QueryBudget, Target, as_target
 
@@ -54,7 +54,7 @@ class Transfer(BlackBoxAttack):
     def __init__(
         self,
         eps: float = 8 / 255,
-        norm: Norm = "linf",
+        norm: Norm = LINF,
         *,
         surrogates: Sequence[nn.Module | str] | None = None,
         attack: str = "mim",
@@ -109,22 +109,12 @@ class Transfer(BlackBoxAttack):
         return self._ensemble
 
     # -- BlackBoxAttack -----------------------------------------------------------------
-    def _pick_targets(
-        self,
-        budget: QueryBudget,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        targets: torch.Tensor | None,
-    ) -> torch.Tensor | None:
-        if targets is not None or self.target is None:
-            return super()._pick_targets(budget, images, labels, targets)
-        surrogate = self.surrogate(images.device)
+    def _scores(self, session: QueryBudget, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            logits = surrogate(images)
-        if self.target == "least-likely":
-            return logits.argmin(dim=1)
-        offset = torch.randint(1, logits.shape[1], labels.shape, device=labels.device)
-        return (labels + offset) % logits.shape[1]
+            return self.surrogate(images.device)(images)
+
+    def _num_classes(self, session: QueryBudget) -> int | None:
+        return None  # the surrogate's: no target query is spent on choosing targets
 
     def _attack(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool

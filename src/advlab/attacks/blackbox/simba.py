@@ -15,14 +15,13 @@ from typing import Literal
 import torch
 
 from advlab.attacks.base import register_attack
-from advlab.attacks.blackbox import BlackBoxAttack
-from advlab.attacks.threat import Norm
+from advlab.attacks.blackbox.base import BlackBoxAttack
+from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
 
 Basis = Literal["pixel", "dct"]
 _BASES = ("pixel", "dct")
-_TINY = 1e-12
 
 
 @functools.lru_cache(maxsize=8)
@@ -70,7 +69,7 @@ class SimBA(BlackBoxAttack):
     def __init__(
         self,
         eps: float | None = None,
-        norm: Norm = "l2",
+        norm: Norm = L2,
         *,
         step: float = 0.2,
         basis: Basis = "pixel",
@@ -92,9 +91,17 @@ class SimBA(BlackBoxAttack):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]
         index = torch.arange(n, device=images.device)
-        probs = budget.scores(images, index)
-        goal_prob = probs.gather(1, goal[:, None]).squeeze(1)
-        done = self.is_adversarial(probs.argmax(dim=1), goal, targeted)
+        # Images whose budget is already spent (on choosing targets) stay clean, unfooled.
+        asked = index[budget.can_query(index)]
+        if asked.numel() == 0:
+            return images.clone(), torch.zeros(n, dtype=torch.bool, device=images.device)
+        probs = budget.scores(images[asked], asked)
+        goal_prob = torch.zeros(n, dtype=probs.dtype, device=images.device).index_put(
+            (asked,), probs.gather(1, goal[asked][:, None]).squeeze(1)
+        )
+        done = torch.zeros(n, dtype=torch.bool, device=images.device).index_put(
+            (asked,), self.is_adversarial(probs.argmax(dim=1), goal[asked], targeted)
+        )
         if self.eps == 0:  # nothing can move: don't walk through every direction
             return images.clone(), done
         order = self._order(images)
@@ -154,11 +161,5 @@ class SimBA(BlackBoxAttack):
         return vectors
 
     def _into_ball(self, delta: torch.Tensor) -> torch.Tensor:
-        if self.eps is None:
-            return delta
-        if self.norm == "linf":
-            return delta.clamp(-self.eps, self.eps)
-        norm = delta.flatten(1).norm(dim=1).clamp_min(_TINY)
-        # A hair inside the sphere so that the framework's final clip never moves it.
-        scale = (self.eps * (1 - 1e-6) / norm).clamp(max=1.0)
-        return delta * scale.view(-1, 1, 1, 1)
+        # Inside the ball such that the framework's final clip never moves it.
+        return delta if self.eps is None else self.ball.shrink_into(delta, self.eps)

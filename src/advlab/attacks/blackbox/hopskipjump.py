@@ -13,8 +13,8 @@ import math
 import torch
 
 from advlab.attacks.base import register_attack
-from advlab.attacks.blackbox import BlackBoxAttack
-from advlab.attacks.threat import Norm
+from advlab.attacks.blackbox.base import BlackBoxAttack
+from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
 
@@ -49,7 +49,7 @@ class HopSkipJump(BlackBoxAttack):
     def __init__(
         self,
         eps: float | None = None,
-        norm: Norm = "l2",
+        norm: Norm = L2,
         *,
         max_queries: int = 5000,
         num_iterations: int = 64,
@@ -77,9 +77,12 @@ class HopSkipJump(BlackBoxAttack):
     def _attack(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        n, d = images.shape[0], images[0].numel()
+        n, d = images.shape[0], math.prod(images.shape[1:])
+        if n == 0:
+            return images.clone(), torch.zeros(0, dtype=torch.bool, device=images.device)
+        ball = self.ball
         # The binary search's stopping threshold (the paper's theta).
-        theta = self.gamma / (d * math.sqrt(d) if self.norm == "l2" else d * d)
+        theta = self.gamma / (d * ball.dimension_factor(d))
         search_queries = math.ceil(math.log2(1.0 / theta)) + 1
         index = torch.arange(n, device=images.device)
         predictions = budget.labels(images, index)
@@ -112,12 +115,11 @@ class HopSkipJump(BlackBoxAttack):
             if iteration == 1:
                 delta = torch.full_like(dist[active], 0.1)
             else:
-                factor = math.sqrt(d) if self.norm == "l2" else d
-                delta = factor * theta * dist_post[active]
+                delta = ball.dimension_factor(d) * theta * dist_post[active]
             grad = self._estimate_gradient(
                 budget, current[active], active, evals[active], delta, goal, targeted
             )
-            update = grad if self.norm == "l2" else grad.sign()
+            update = ball.direction(grad)
             stepped, ok = self._step_search(
                 budget, current[active], update, dist[active] / math.sqrt(iteration),
                 active, goal, targeted,
@@ -187,19 +189,15 @@ class HopSkipJump(BlackBoxAttack):
         """
         dist = self._distance(adversarial, originals)
         low = torch.zeros_like(dist)
-        if self.norm == "l2":  # search over the blend factor
-            high = torch.ones_like(dist)
-            threshold = torch.full_like(dist, theta)
-        else:  # search over the L-inf radius
-            high = dist.clone()
-            threshold = (dist * theta).clamp(min=_TINY, max=theta)
+        high = self.ball.path_length(dist)
+        threshold = (high * theta).clamp(min=_TINY, max=theta)
         out = adversarial.clone()
         while True:
             ask = ((high - low > threshold) & budget.can_query(index)).nonzero().squeeze(1)
             if ask.numel() == 0:
                 return out, dist
             mid = (high[ask] + low[ask]) / 2
-            probe = self._between(originals[ask], adversarial[ask], mid)
+            probe = self.ball.along(originals[ask], adversarial[ask], mid)
             hit = self._decide(budget, probe, index[ask], goal, targeted)
             high[ask[hit]], out[ask[hit]] = mid[hit], probe[hit]
             low[ask[~hit]] = mid[~hit]
@@ -214,7 +212,7 @@ class HopSkipJump(BlackBoxAttack):
         goal: torch.Tensor,
         targeted: bool,
     ) -> torch.Tensor:
-        """Monte-Carlo estimate of the boundary normal at each point, unit L2 norm."""
+        """Monte-Carlo estimate of the boundary normal at each point (not normalized)."""
         m = points.shape[0]
         owner = torch.repeat_interleave(torch.arange(m, device=points.device), counts)
         sum_probe = torch.zeros_like(points)
@@ -222,7 +220,7 @@ class HopSkipJump(BlackBoxAttack):
         positives = torch.zeros(m, dtype=points.dtype, device=points.device)
         for rows in owner.split(max(1, _CHUNK_ELEMENTS // points[0].numel())):
             base, scale = points[rows], delta[rows].clamp_min(_TINY).view(-1, 1, 1, 1)
-            noise = torch.randn_like(base) if self.norm == "l2" else torch.rand_like(base) * 2 - 1
+            noise = self.ball.noise(base)
             noise = noise / noise.flatten(1).norm(dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
             probe = (base + scale * noise).clamp(0.0, 1.0)
             noise = (probe - base) / scale  # the direction actually probed, after the clip
@@ -237,7 +235,7 @@ class HopSkipJump(BlackBoxAttack):
         grad = sum_signed - mean_sign.view(-1, 1, 1, 1) * sum_probe
         unanimous = (positives == 0) | (positives == total)
         grad[unanimous] = sum_probe[unanimous] * mean_sign[unanimous].view(-1, 1, 1, 1)
-        return grad / grad.flatten(1).norm(dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
+        return grad
 
     def _step_search(
         self,
@@ -274,15 +272,5 @@ class HopSkipJump(BlackBoxAttack):
     ) -> torch.Tensor:
         return self.is_adversarial(budget.labels(probes, index), goal[index], targeted)
 
-    def _between(
-        self, originals: torch.Tensor, adversarial: torch.Tensor, alpha: torch.Tensor
-    ) -> torch.Tensor:
-        """The point at ``alpha`` from the original: a blend (L2) or an L-inf clip."""
-        alpha = alpha.view(-1, 1, 1, 1)
-        if self.norm == "l2":
-            return (1 - alpha) * originals + alpha * adversarial
-        return torch.minimum(torch.maximum(adversarial, originals - alpha), originals + alpha)
-
     def _distance(self, points: torch.Tensor, originals: torch.Tensor) -> torch.Tensor:
-        delta = (points - originals).flatten(1)
-        return delta.norm(dim=1) if self.norm == "l2" else delta.abs().amax(dim=1)
+        return self.ball.distance(points, originals)

@@ -10,12 +10,13 @@ bump so that the perturbation always stays on the eps-sphere.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 
 from advlab.attacks.base import register_attack
-from advlab.attacks.blackbox import BlackBoxAttack
-from advlab.attacks.threat import Norm
+from advlab.attacks.blackbox.base import BlackBoxAttack
+from advlab.attacks.norms import LINF, L2Ball, LinfBall, LpBall, Norm, get_norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
 
@@ -77,68 +78,35 @@ def square_bump(s: int, like: torch.Tensor) -> torch.Tensor:
     return bump.to(device=like.device, dtype=like.dtype)
 
 
-@register_attack
-class Square(BlackBoxAttack):
-    """Score-based Square Attack in L-inf or L2, batched, stopping each image at success.
+class SquareMoves:
+    """Square's norm-specific part: the first query and the square update."""
 
-    ``p_init`` is the initial fraction of pixels a window covers (default 0.8 for L-inf,
-    0.1 for L2). The first query of each image is its initialization (vertical stripes for
-    L-inf, a grid of bumps for L2); every later query is one square update.
-    """
+    #: The default fraction of pixels a window covers at first.
+    p_init: ClassVar[float]
 
-    name = "square"
+    def init(self, images: torch.Tensor, eps: float) -> torch.Tensor:
+        raise NotImplementedError
 
-    def __init__(
-        self,
-        eps: float = 8 / 255,
-        norm: Norm = "linf",
-        *,
-        max_queries: int = 5000,
-        p_init: float | None = None,
-        target: str | None = None,
-        seed: int | None = None,
-    ) -> None:
-        check(eps is not None, "Square needs an eps: pass e.g. eps=8/255 (L-inf) or eps=0.5 (L2)")
-        super().__init__(eps, norm, max_queries=max_queries, target=target, seed=seed)
-        p_init = (0.8 if norm == "linf" else 0.1) if p_init is None else p_init
-        check(0 < p_init <= 1, f"p_init must be in (0, 1], got {p_init}")
-        self.p_init = float(p_init)
+    def propose(
+        self, images: torch.Tensor, best: torch.Tensor, p: float, eps: float
+    ) -> torch.Tensor:
+        raise NotImplementedError
 
-    def _attack(
-        self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.arange(images.shape[0], device=images.device)
-        best = self._init_linf(images) if self.norm == "linf" else self._init_l2(images)
-        scores = budget.scores(best, index)
-        _, best_loss = margin_and_loss(scores, goal, targeted)
-        done = self.is_adversarial(scores.argmax(dim=1), goal, targeted)
-        propose = self._propose_linf if self.norm == "linf" else self._propose_l2
-        for iteration in range(self.max_queries - 1):
-            active = (~done & budget.can_query(index)).nonzero().squeeze(1)
-            if active.numel() == 0:
-                break
-            p = p_selection(self.p_init, iteration, self.max_queries)
-            candidates = propose(images[active], best[active], p)
-            scores = budget.scores(candidates, active)
-            _, loss = margin_and_loss(scores, goal[active], targeted)
-            hit = self.is_adversarial(scores.argmax(dim=1), goal[active], targeted)
-            # A hit is kept even without a lower loss: success is what we report.
-            keep = hit | (loss < best_loss[active])
-            best[active[keep]] = candidates[keep]
-            best_loss[active[keep]] = loss[keep]
-            done[active[hit]] = True
-        return best, done
 
-    # -- L-inf --------------------------------------------------------------------------
-    def _init_linf(self, images: torch.Tensor) -> torch.Tensor:
-        assert self.eps is not None
+class LinfSquares(SquareMoves):
+    """L-inf: vertical stripes, then windows set to a random ``+-eps`` per channel."""
+
+    p_init = 0.8
+
+    def init(self, images: torch.Tensor, eps: float) -> torch.Tensor:
         n, c, _, w = images.shape
         # Vertical stripes: the paper found them the best start for untargeted attacks.
-        stripes = self.eps * _random_sign((n, c, 1, w), images)
+        stripes = eps * _random_sign((n, c, 1, w), images)
         return (images + stripes).clamp(0.0, 1.0)
 
-    def _propose_linf(self, images: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
-        assert self.eps is not None
+    def propose(
+        self, images: torch.Tensor, best: torch.Tensor, p: float, eps: float
+    ) -> torch.Tensor:
         m, c, h, w = images.shape
         s = min(max(round(math.sqrt(p * h * w)), 1), h - 1, w - 1)
         window = self._windows(m, s, h, w, images.device)
@@ -148,7 +116,7 @@ class Square(BlackBoxAttack):
         # Resample a window's signs until they change the image (e.g. not -eps on a black
         # pixel that is already 0), as the reference does: no query is wasted on a no-op.
         for _ in range(_MAX_RESAMPLES):
-            signs = self.eps * _random_sign((m, c, 1, 1), images)
+            signs = eps * _random_sign((m, c, 1, 1), images)
             trial = (images + torch.where(window, signs, delta)).clamp(0.0, 1.0)
             changed = ((trial - best).abs() > 1e-7).flatten(1).any(dim=1)
             take = pending & changed
@@ -169,8 +137,13 @@ class Square(BlackBoxAttack):
         in_cols = (cols >= left) & (cols < left + s)
         return (in_rows[:, :, None] & in_cols[:, None, :])[:, None]
 
-    # -- L2 -----------------------------------------------------------------------------
-    def _init_l2(self, images: torch.Tensor) -> torch.Tensor:
+
+class L2Squares(SquareMoves):
+    """L2: a grid of bumps, then mass moved between two windows, always on the sphere."""
+
+    p_init = 0.1
+
+    def init(self, images: torch.Tensor, eps: float) -> torch.Tensor:
         n, c, h, w = images.shape
         s = max(h // 5, 1)
         start = (h - 5 * s) // 2
@@ -180,10 +153,11 @@ class Square(BlackBoxAttack):
                 bump = square_bump(s, images)
                 tile = delta[:, :, top : top + s, left : left + s]
                 tile += bump[: tile.shape[2], : tile.shape[3]] * _random_sign((n, c, 1, 1), images)
-        return self._on_sphere(images, delta)
+        return self._on_sphere(images, delta, eps)
 
-    def _propose_l2(self, images: torch.Tensor, best: torch.Tensor, p: float) -> torch.Tensor:
-        assert self.eps is not None
+    def propose(
+        self, images: torch.Tensor, best: torch.Tensor, p: float, eps: float
+    ) -> torch.Tensor:
         m, c, h, w = images.shape
         s = max(round(math.sqrt(p * h * w)), 3)
         s = min(s + 1 if s % 2 == 0 else s, h - 1, w - 1)
@@ -204,13 +178,86 @@ class Square(BlackBoxAttack):
         update = square_bump(s, images) * _random_sign((m, c, 1, 1), images)
         update = update + delta[win1] / (norm_window1 + _TINY)
         update_norm = update.pow(2).sum(dim=(2, 3), keepdim=True).sqrt().clamp_min(_TINY)
-        room = ((self.eps**2 - norm_image**2).clamp_min(0.0) / c + norm_windows**2).sqrt()
+        room = ((eps**2 - norm_image**2).clamp_min(0.0) / c + norm_windows**2).sqrt()
         delta = delta.clone()
         delta[win2] = 0.0
         delta[win1] = update / update_norm * room
-        return self._on_sphere(images, delta)
+        return self._on_sphere(images, delta, eps)
 
-    def _on_sphere(self, images: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        assert self.eps is not None
+    def _on_sphere(self, images: torch.Tensor, delta: torch.Tensor, eps: float) -> torch.Tensor:
         norm = delta.flatten(1).norm(dim=1).clamp_min(_TINY).view(-1, 1, 1, 1)
-        return (images + delta / norm * self.eps).clamp(0.0, 1.0)
+        return (images + delta / norm * eps).clamp(0.0, 1.0)
+
+
+#: Square's moves for each norm it supports (the paper defines L-inf and L2).
+SQUARE_MOVES: dict[type[LpBall], SquareMoves] = {LinfBall: LinfSquares(), L2Ball: L2Squares()}
+
+
+def square_moves(norm: str) -> SquareMoves:
+    ball = get_norm(norm)
+    supported = ", ".join(cls.name for cls in SQUARE_MOVES)
+    check(type(ball) in SQUARE_MOVES, f"Square supports the norms {supported}, not {norm}")
+    return SQUARE_MOVES[type(ball)]
+
+
+@register_attack
+class Square(BlackBoxAttack):
+    """Score-based Square Attack in L-inf or L2, batched, stopping each image at success.
+
+    ``p_init`` is the initial fraction of pixels a window covers (default 0.8 for L-inf,
+    0.1 for L2). The first query of each image is its initialization (vertical stripes for
+    L-inf, a grid of bumps for L2); every later query is one square update.
+    """
+
+    name = "square"
+
+    def __init__(
+        self,
+        eps: float = 8 / 255,
+        norm: Norm = LINF,
+        *,
+        max_queries: int = 5000,
+        p_init: float | None = None,
+        target: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        check(eps is not None, "Square needs an eps: pass e.g. eps=8/255 (L-inf) or eps=0.5 (L2)")
+        super().__init__(eps, norm, max_queries=max_queries, target=target, seed=seed)
+        p_init = square_moves(norm).p_init if p_init is None else p_init
+        check(0 < p_init <= 1, f"p_init must be in (0, 1], got {p_init}")
+        self.p_init = float(p_init)
+
+    def _attack(
+        self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.eps is not None
+        moves = square_moves(self.norm)
+        index = torch.arange(images.shape[0], device=images.device)
+        best = moves.init(images, self.eps)
+        # Images whose budget is already spent (on choosing targets) stay clean, unfooled.
+        ready = budget.can_query(index)
+        best[~ready] = images[~ready]
+        asked = index[ready]
+        if asked.numel() == 0:
+            return best, torch.zeros_like(ready)
+        scores = budget.scores(best[asked], asked)
+        _, loss = margin_and_loss(scores, goal[asked], targeted)
+        best_loss = torch.full_like(goal, math.inf, dtype=loss.dtype).index_put((asked,), loss)
+        done = torch.zeros_like(ready).index_put(
+            (asked,), self.is_adversarial(scores.argmax(dim=1), goal[asked], targeted)
+        )
+        for iteration in range(self.max_queries - 1):
+            active = (~done & budget.can_query(index)).nonzero().squeeze(1)
+            if active.numel() == 0:
+                break
+            p = p_selection(self.p_init, iteration, self.max_queries)
+            candidates = moves.propose(images[active], best[active], p, self.eps)
+            scores = budget.scores(candidates, active)
+            _, loss = margin_and_loss(scores, goal[active], targeted)
+            hit = self.is_adversarial(scores.argmax(dim=1), goal[active], targeted)
+            # A hit is kept even without a lower loss: success is what we report.
+            keep = hit | (loss < best_loss[active])
+            best[active[keep]] = candidates[keep]
+            best_loss[active[keep]] = loss[keep]
+            done[active[hit]] = True
+        return best, done

@@ -1,0 +1,88 @@
+"""Base class of black-box attacks: they see a query-only :class:`Target`, never a model."""
+
+from __future__ import annotations
+
+import numbers
+from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import torch
+
+from advlab.attacks.base import Attack, AttackResult, check_inputs
+from advlab.attacks.norms import LINF, Norm
+from advlab.errors import check
+from advlab.targets import QueryBudget, as_target
+from advlab.targets.base import OutputKind
+
+
+class BlackBoxAttack(Attack):
+    """Score- or decision-based attack under a per-image query budget.
+
+    Subclasses implement :meth:`_attack`, querying only through ``budget.scores`` or
+    ``budget.labels``; the budget refuses to answer past ``max_queries`` per image, and
+    the result's ``queries`` are the budget's own counts. ``model`` may be an
+    ``nn.Module`` or any :class:`advlab.targets.Target`.
+    """
+
+    needs_gradients: ClassVar[bool] = False
+    output_kind: ClassVar[OutputKind] = "scores"
+
+    def __init__(
+        self,
+        eps: float | None,
+        norm: Norm = LINF,
+        *,
+        max_queries: int = 1000,
+        target: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(eps, norm, target=target, seed=seed)
+        whole = isinstance(max_queries, numbers.Integral) and not isinstance(max_queries, bool)
+        check(whole and max_queries >= 1,
+              f"max_queries must be a whole number >= 1, got {max_queries!r}")  # fmt: skip
+        self.max_queries = int(max_queries)
+
+    @abstractmethod
+    def _attack(
+        self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(adversarial, success)``; success as seen by the attack's own queries."""
+
+    # -- Attack -------------------------------------------------------------------------
+    @contextmanager
+    def _session(
+        self, model: Any, images: torch.Tensor, labels: torch.Tensor, targets: Any
+    ) -> Iterator[QueryBudget]:
+        target = as_target(model, self.output_kind)
+        check_inputs(images, labels, target, targets)
+        yield QueryBudget(target, images.shape[0], self.max_queries, images.device)
+
+    def _scores(self, session: QueryBudget, images: torch.Tensor) -> torch.Tensor:
+        index = torch.arange(images.shape[0], device=images.device)
+        return session.scores(images, index)
+
+    def _num_classes(self, session: QueryBudget) -> int | None:
+        return session.target.num_classes
+
+    def _run(
+        self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._attack(budget, images, goal, targeted)
+
+    def _result(
+        self,
+        session: QueryBudget,
+        images: torch.Tensor,
+        goal: torch.Tensor,
+        targets: torch.Tensor | None,
+        adversarial: torch.Tensor,
+        success: torch.Tensor,
+    ) -> AttackResult:
+        clipped = self._clip(adversarial.detach(), images)
+        # An attack that left the ball has its success revoked: we only report what was
+        # verified by its own queries on the example we return.
+        moved = (clipped - adversarial).flatten(1).abs().amax(dim=1) > 1e-6
+        success = success.to(images.device) & ~moved
+        return AttackResult(clipped, success, session.used.cpu(), targets)
