@@ -1,93 +1,26 @@
-"""The results store: one SQLite file holding every run, image by image.
-
-An evaluation writes one (attack, eps, batch) unit at a time and commits it in one
-transaction, in WAL mode, so Ctrl-C or a killed process loses at most the unit in
-flight, and running the same configuration again resumes where it stopped. The file is
-treated as untrusted input: JSON and ``np.load(allow_pickle=False)`` only, and anything
-unreadable becomes an :class:`AdvlabError` that names the file.
-
-Tables: ``runs`` (one row per run, its configuration and, once finished, its summary),
-``units`` (the finished units with their seconds; the clean pass has attack key ""),
-``clean`` (per image: label, clean prediction, confidence), ``outcomes`` (per attack,
-eps and image: the adversarial prediction, confidence, success, norms, queries) and
-``examples`` (an .npz blob of example images per attack and eps). ``parts`` holds the
-finished pieces of runs that are not per-image outcomes (the rows of a defense
-comparison): JSON, and arrays as safetensors, each also marked done in ``units``.
-"""
+"""The results store's runs: what an evaluation writes, unit by unit, and reads back."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import logging
+import os
+import socket
 import sqlite3
-import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
-from safetensors import SafetensorError
 
 from advlab.errors import AdvlabError
 from advlab.evaluation.metrics import AttackOutcomes
-from advlab.paths import advlab_home
+from advlab.evaluation.store import blobs
+from advlab.evaluation.store.connection import StoreFile
+from advlab.evaluation.store.schema import EXAMPLE_ARRAYS
 
-log = logging.getLogger(__name__)
-
-APPLICATION_ID = 0x61646C62  # "adlb" in the SQLite header: marks the file as advlab's
-SCHEMA_VERSION = 1
 CLEAN_KEY = ""  # the attack key of the clean pass in ``units``
-EXAMPLE_ARRAYS = ("clean", "adversarial", "labels", "clean_pred", "clean_conf",
-                  "adv_pred", "adv_conf")  # fmt: skip
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, created TEXT NOT NULL, updated TEXT NOT NULL,
-    status TEXT NOT NULL, identity TEXT NOT NULL, config TEXT NOT NULL,
-    model TEXT, dataset TEXT, split TEXT, n INTEGER, seed INTEGER,
-    units_total INTEGER NOT NULL, summary TEXT
-);
-CREATE TABLE IF NOT EXISTS units (
-    run_id TEXT NOT NULL, attack_key TEXT NOT NULL, eps REAL NOT NULL,
-    batch_offset INTEGER NOT NULL, size INTEGER NOT NULL, seconds REAL NOT NULL,
-    finished TEXT NOT NULL,
-    PRIMARY KEY (run_id, attack_key, eps, batch_offset)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS clean (
-    run_id TEXT NOT NULL, position INTEGER NOT NULL, label INTEGER NOT NULL,
-    pred INTEGER NOT NULL, confidence REAL NOT NULL,
-    PRIMARY KEY (run_id, position)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outcomes (
-    run_id TEXT NOT NULL, attack_key TEXT NOT NULL, eps REAL NOT NULL,
-    position INTEGER NOT NULL, clean_correct INTEGER NOT NULL, adv_pred INTEGER NOT NULL,
-    confidence REAL NOT NULL, success INTEGER NOT NULL, target INTEGER,
-    linf REAL NOT NULL, l2 REAL NOT NULL, queries INTEGER NOT NULL,
-    PRIMARY KEY (run_id, attack_key, eps, position)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS examples (
-    run_id TEXT NOT NULL, attack_key TEXT NOT NULL, eps REAL NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (run_id, attack_key, eps)
-) WITHOUT ROWID;
-"""
-# Added after schema 1 shipped; a store without it gets it when opened (older advlab
-# ignores the table).
-_PARTS = """
-CREATE TABLE IF NOT EXISTS parts (
-    run_id TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, arrays BLOB,
-    PRIMARY KEY (run_id, name)
-) WITHOUT ROWID
-"""
-
-
-def default_store_path() -> Path:
-    return advlab_home() / "results.sqlite"
 
 
 def _now() -> str:
@@ -122,114 +55,27 @@ class UnitRows:
     queries: np.ndarray
 
 
-class ResultStore:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or a pid we cannot ask about: assume alive
+    return True
+
+
+class ResultStore(StoreFile):
     """Runs and their per-image outcomes in one SQLite file (default ``~/.advlab/results.sqlite``).
 
-    ``ResultStore(":memory:")`` keeps everything in memory (nothing survives the process).
+    An evaluation writes one unit at a time and commits it in one transaction, in WAL
+    mode, so Ctrl-C or a killed process loses at most the unit in flight, and running the
+    same configuration again resumes where it stopped. ``ResultStore(":memory:")`` keeps
+    everything in memory (nothing survives the process).
     """
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_path()
-        self._memory = str(path) == ":memory:"
-        try:
-            if not self._memory:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                ":memory:" if self._memory else str(self.path), timeout=30, isolation_level=None
-            )
-        except (OSError, sqlite3.Error) as error:
-            raise AdvlabError(
-                f"cannot open results store {self.path} ({error}): pass a writable file path"
-            ) from None
-        try:
-            with self._errors():
-                self._initialize()
-        except AdvlabError:
-            self._conn.close()
-            raise
-
-    # -- housekeeping -------------------------------------------------------------------
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> ResultStore:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"ResultStore({str(self.path)!r})"
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Any SQLite failure becomes one line that names the file and the fix."""
-        try:
-            yield
-        except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
-                raise AdvlabError(
-                    f"results store {self.path} is locked by another process ({error}): wait for "
-                    "it to finish or use another store"
-                ) from None
-            raise self._corrupt(error) from None
-        except sqlite3.DatabaseError as error:
-            raise self._corrupt(error) from None
-
-    def _corrupt(self, error: Exception) -> AdvlabError:
-        return AdvlabError(
-            f"results store {self.path} is corrupt or not an advlab results file ({error}): "
-            "move it away or pass another store path"
-        )
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One committed transaction; an exception (Ctrl-C included) rolls it back."""
-        with self._errors():
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-
-    def _initialize(self) -> None:
-        conn = self._conn
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if tables and app_id != APPLICATION_ID:
-            raise AdvlabError(
-                f"{self.path} is an SQLite file but not an advlab results store: "
-                "pass another store path"
-            )
-        if version > SCHEMA_VERSION:
-            raise AdvlabError(
-                f"results store {self.path} was written by a newer advlab (schema {version}): "
-                "upgrade advlab or use another store"
-            )
-        # WAL: a reader (advlab runs) never blocks the writer, and a commit is one append.
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        if not tables:
-            with self._transaction():
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(statement)
-                conn.execute(_PARTS)
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        elif not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'parts'").fetchone():
-            with self._transaction():
-                conn.execute(_PARTS)
-
-    # -- writing (used by evaluate) -----------------------------------------------------
+    # -- writing (used by the evaluation sessions) -------------------------------------
     def start_run(
         self,
         run_id: str,
@@ -237,8 +83,12 @@ class ResultStore:
         config: dict[str, Any],
         units_total: int,
     ) -> bool:
-        """Create the run or mark an existing one running again; True if it already existed."""
-        now = _now()
+        """Create the run or mark an existing one running again; True if it already existed.
+
+        The run records this process, so that a run whose process is gone (killed) is
+        listed as "interrupted", not "running" forever.
+        """
+        now, owner = _now(), (os.getpid(), socket.gethostname())
         config_text = json.dumps(config, sort_keys=True, default=str)
         with self._transaction() as conn:
             row = conn.execute("SELECT identity FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -249,17 +99,18 @@ class ResultStore:
                         "id: the store is corrupt; move it away or use another store"
                     )
                 conn.execute(
-                    "UPDATE runs SET status = 'running', updated = ?, config = ? WHERE run_id = ?",
-                    (now, config_text, run_id),
+                    "UPDATE runs SET status = 'running', updated = ?, config = ?, pid = ?, "
+                    "host = ? WHERE run_id = ?",
+                    (now, config_text, *owner, run_id),
                 )
                 return True
             conn.execute(
                 "INSERT INTO runs (run_id, created, updated, status, identity, config, model, "
-                "dataset, split, n, seed, units_total) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, "
-                "?, ?, ?)",
+                "dataset, split, n, seed, units_total, pid, host) VALUES (?, ?, ?, 'running', ?, "
+                "?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, now, now, json.dumps(identity, sort_keys=True), config_text,
                  identity.get("model"), identity.get("dataset"), identity.get("split"),
-                 identity.get("n"), identity.get("seed"), units_total),
+                 identity.get("n"), identity.get("seed"), units_total, *owner),
             )  # fmt: skip
         return False
 
@@ -313,7 +164,7 @@ class ResultStore:
              float(rows.linf[i]), float(rows.l2[i]), int(rows.queries[i]))
             for i in range(len(rows.positions))
         ]  # fmt: skip
-        blob = _pack(examples) if examples else None
+        blob = blobs.pack({name: examples[name] for name in EXAMPLE_ARRAYS}) if examples else None
         with self._transaction() as conn:
             placeholders = ", ".join("?" * 12)
             conn.executemany(f"INSERT OR REPLACE INTO outcomes VALUES ({placeholders})", values)
@@ -335,7 +186,7 @@ class ResultStore:
         """Store one finished piece of a run (JSON ``data``, ``arrays`` as safetensors) and
         mark it done as unit ``name``, in one transaction."""
         text = json.dumps(data)
-        blob = safetensors.numpy.save(arrays) if arrays else None
+        blob = blobs.pack(arrays) if arrays else None
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?)", (run_id, name, text, blob)
@@ -362,6 +213,30 @@ class ResultStore:
             (run_id, attack_key, eps, offset, size, seconds, _now()),
         )
         conn.execute("UPDATE runs SET updated = ? WHERE run_id = ?", (_now(), run_id))
+
+    def mark_orphans(self) -> list[str]:
+        """Mark "interrupted" every run of this machine still "running" whose process is
+        gone (killed with SIGKILL, or the machine went down); returns their ids."""
+        with self._errors():
+            rows = self._conn.execute(
+                "SELECT run_id, pid FROM runs WHERE status = 'running' AND pid IS NOT NULL "
+                "AND host = ?",
+                (socket.gethostname(),),
+            ).fetchall()
+        gone = [run_id for run_id, pid in rows if not process_alive(int(pid))]
+        if gone:
+            with self._transaction() as conn:
+                conn.executemany(
+                    "UPDATE runs SET status = 'interrupted' WHERE run_id = ? "
+                    "AND status = 'running'",
+                    [(run_id,) for run_id in gone],
+                )
+        return gone
+
+    def _mark_orphans_quietly(self) -> None:
+        # Best effort: a read-only or busy store is still listed, with the statuses it has.
+        with contextlib.suppress(AdvlabError):
+            self.mark_orphans()
 
     # -- reading ------------------------------------------------------------------------
     def done_units(self, run_id: str) -> set[tuple[str, float, int]]:
@@ -428,7 +303,13 @@ class ResultStore:
             rows = self._conn.execute(
                 "SELECT attack_key, eps, data FROM examples WHERE run_id = ?", (run_id,)
             ).fetchall()
-        return {(str(key), float(eps)): self._unpack(blob) for key, eps, blob in rows}
+        out = {}
+        for key, eps, blob in rows:
+            try:
+                out[(str(key), float(eps))] = blobs.unpack(blob, EXAMPLE_ARRAYS)
+            except blobs.BLOB_ERRORS as error:
+                raise self._corrupt(f"example images: {error}") from None
+        return out
 
     def parts(self, run_id: str) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
         """The stored pieces of a run by name: their data and arrays (see :meth:`write_part`)."""
@@ -439,14 +320,15 @@ class ResultStore:
         out = {}
         for name, text, blob in rows:
             try:
-                arrays = safetensors.numpy.load(bytes(blob)) if blob is not None else {}
-            except (SafetensorError, TypeError, ValueError) as error:
+                arrays = blobs.unpack(blob) if blob is not None else {}
+            except blobs.BLOB_ERRORS as error:
                 raise self._corrupt(f"run {run_id}, {name}: {error}") from None
             out[str(name)] = (self._json(text, run_id), arrays)
         return out
 
     def list_runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, with its headline numbers once finished (``advlab runs``)."""
+        self._mark_orphans_quietly()
         with self._errors():
             rows = self._conn.execute(
                 "SELECT run_id, created, updated, status, model, dataset, split, n, seed, "
@@ -472,6 +354,7 @@ class ResultStore:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A finished run's results (the results.json content); a unique id prefix will do."""
+        self._mark_orphans_quietly()
         with self._errors():
             rows = self._conn.execute(
                 "SELECT run_id, status, summary, units_total, "
@@ -494,29 +377,6 @@ class ResultStore:
                 "evaluation again to finish it"
             )
         return self._json(summary, full_id)
-
-    def _json(self, text: Any, run_id: str) -> dict[str, Any]:
-        try:
-            value = json.loads(text)
-        except (TypeError, ValueError) as error:
-            raise self._corrupt(f"run {run_id}: {error}") from None
-        if not isinstance(value, dict):
-            raise self._corrupt(f"run {run_id}: expected a JSON object")
-        return value
-
-    def _unpack(self, blob: Any) -> dict[str, np.ndarray]:
-        try:
-            with np.load(io.BytesIO(bytes(blob)), allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in EXAMPLE_ARRAYS}
-        except (KeyError, OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as error:
-            raise self._corrupt(f"example images: {error}") from None
-        return arrays
-
-
-def _pack(arrays: dict[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{name: arrays[name] for name in EXAMPLE_ARRAYS})
-    return buffer.getvalue()
 
 
 def _attack_label(attack: Any) -> str:
