@@ -14,13 +14,14 @@ good as the best attack on model and detector together.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -28,79 +29,28 @@ import advlab
 from advlab.attacks import Attack
 from advlab.attacks.threat import Norm
 from advlab.data import ImageDataset
-from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD
-from advlab.defenses.detection import FeatureSqueezingDetector, SqueezeAwarePGD, auc, roc_curve
-from advlab.defenses.preprocess import describe
-from advlab.errors import AdvlabError, check
+from advlab.defenses.binary_detector import DetectorAwarePGD
+from advlab.defenses.detection import SqueezeAwarePGD, auc, roc_curve
+from advlab.errors import check
+from advlab.evaluation.defend.moved import DETECTION_DETECTORS as DETECTORS
+from advlab.evaluation.defend.moved import ScoringDetector as Detector
+from advlab.evaluation.defend.moved import adaptive_attack, build_detector, detector_config
+from advlab.evaluation.session import predict
 from advlab.evaluation.spec import AttackSpec, check_sweep, derive_seed, weights_sha256
-from advlab.models import ImageClassifier
-from advlab.models.context import frozen_eval
 from advlab.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-#: The detectors ``advlab detect --detector NAME`` can build.
-DETECTORS = {
-    "squeeze": "feature squeezing (Xu et al. 2018): L1 change of the softmax under squeezers",
-    "binary": "a classifier trained on the model's penultimate features, clean vs adversarial",
-}
-
-
-class Detector(Protocol):
-    """What the evaluation needs of a detector: a model, a threshold and scores."""
-
-    model: ImageClassifier
-    fpr: float
-    threshold: float | None
-
-    def score(self, images: torch.Tensor) -> torch.Tensor: ...
-
-
-def build_detector(
-    name: str,
-    model: ImageClassifier,
-    fpr: float = 0.05,
-    *,
-    training_attacks: Sequence[Attack] | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
-) -> FeatureSqueezingDetector | BinaryDetector:
-    """An unfitted detector by name; ``training_attacks`` are the binary detector's."""
-    check(name in DETECTORS, f"unknown detector '{name}': use {' or '.join(DETECTORS)}")
-    if name == "squeeze":
-        return FeatureSqueezingDetector(model, fpr=fpr, batch_size=batch_size)
-    return BinaryDetector(model, training_attacks, fpr, batch_size=batch_size, seed=seed)
-
-
-def adaptive_attack(
-    detector: Detector, eps: float, norm: Norm = "linf", steps: int = 40, seed: int | None = None
-) -> Attack:
-    """The attack on model and ``detector`` together, for a detector advlab knows."""
-    if isinstance(detector, FeatureSqueezingDetector):
-        return SqueezeAwarePGD(detector, eps=eps, steps=steps, norm=norm, seed=seed)
-    if isinstance(detector, BinaryDetector):
-        return DetectorAwarePGD(detector, eps=eps, steps=steps, norm=norm, seed=seed)
-    raise AdvlabError(
-        f"no adaptive attack is known for {type(detector).__name__}: pass adaptive=False"
-    )
-
-
-def detector_config(detector: Detector) -> dict[str, Any]:
-    """A detector's full configuration, threshold included, as plain JSON data."""
-    if isinstance(detector, BinaryDetector):
-        return detector.config()
-    if isinstance(detector, FeatureSqueezingDetector):
-        return {
-            "detector": "squeeze",
-            "squeezers": [describe(squeezer) for squeezer in detector.squeezers],
-            "fpr": detector.fpr,
-            "threshold": detector.threshold,
-        }
-    return {
-        "detector": type(detector).__name__,
-        "fpr": detector.fpr,
-        "threshold": detector.threshold,
-    }
+__all__ = [
+    "DETECTORS",
+    "DetectionEntry",
+    "DetectionEvaluation",
+    "Detector",
+    "adaptive_attack",
+    "build_detector",
+    "detector_config",
+    "evaluate_detection",
+]
 
 
 @dataclass
@@ -219,7 +169,7 @@ def evaluate_detection(
     device = model.device
     images, labels = data.images, data.labels
     clean_scores = detector.score(images)
-    predictions = _predict(model, images, batch_size)
+    predictions = predict(model, images, batch_size)
     correct = (predictions == labels).nonzero().squeeze(1)
     runs: list[tuple[AttackSpec | None, float]] = [
         (spec, eps) for spec in attacks for eps in epsilons
@@ -228,37 +178,15 @@ def evaluate_detection(
         runs += [(None, eps) for eps in epsilons]
     entries = []
     for spec, eps in runs:
-        if spec is None:
-            key = f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}"
-
-            def build(offset: int, eps: float = eps, key: str = key) -> Attack:
-                return adaptive_attack(
-                    detector,
-                    eps,
-                    adaptive_norm,
-                    adaptive_steps,
-                    derive_seed(seed, key, eps, offset),
-                )
-        else:
-            key = spec.key
-
-            def build(offset: int, eps: float = eps, spec: AttackSpec = spec) -> Attack:
-                return spec.build(eps, derive_seed(seed, spec.key, eps, offset))
-
-        entries.append(
-            _run_one(
-                detector,
-                build,
-                key,
-                eps,
-                images[correct],
-                labels[correct],
-                clean_scores,
-                batch_size,
-                device,
-                progress,
-            )  # fmt: skip
+        key = (
+            spec.key
+            if spec is not None
+            else (f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}")
         )
+        build = functools.partial(_build, detector, spec, key, eps, adaptive_norm,
+                                  adaptive_steps, seed)  # fmt: skip
+        entries.append(_run_one(detector, build, key, eps, images[correct], labels[correct],
+                                clean_scores, batch_size, device, progress))  # fmt: skip
     fpr = float((clean_scores > detector.threshold).float().mean())
     config = {
         **(run_config or {}),
@@ -286,6 +214,23 @@ def evaluate_detection(
         config=config,
         seconds=time.perf_counter() - started,
     )
+
+
+def _build(
+    detector: Detector,
+    spec: AttackSpec | None,
+    key: str,
+    eps: float,
+    norm: Norm,
+    steps: int,
+    seed: int,
+    offset: int,
+) -> Attack:
+    """The attack of one batch: ``spec``, or (None) the adaptive attack on the detector."""
+    unit_seed = derive_seed(seed, key, eps, offset)
+    if spec is None:
+        return adaptive_attack(detector, eps, norm, steps, unit_seed)
+    return spec.build(eps, unit_seed)
 
 
 def _run_one(
@@ -341,15 +286,6 @@ def _run_one(
         seconds=time.perf_counter() - started,
         config=config,
     )
-
-
-def _predict(model: ImageClassifier, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    with frozen_eval(model), torch.no_grad():
-        parts = [
-            model(images[start : start + batch_size].to(model.device)).argmax(1).cpu()
-            for start in range(0, images.shape[0], batch_size)
-        ]
-    return torch.cat(parts)
 
 
 def _rate(count: int, total: int) -> float | None:

@@ -33,8 +33,8 @@ import torch
 from advlab.attacks import FGSM, PGD, Attack, Square
 from advlab.attacks.threat import Norm
 from advlab.errors import check
+from advlab.evaluation.session import predict, run_attack
 from advlab.models import ImageClassifier
-from advlab.models.context import frozen_eval
 
 Status = Literal["pass", "warn"]
 CHECKS = ("iterative", "white-box", "eps-sweep", "unbounded", "more-effort")
@@ -64,35 +64,6 @@ class Check:
             raise ValueError(f"unknown check status {status!r}")
         numbers = dict(data.get("numbers") or {})  # as stored: JSON keeps ints and floats apart
         return cls(str(data["name"]), status, numbers, str(data.get("explanation", "")))
-
-
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Top-1 predictions (on the CPU), in batches, the model left as it was found."""
-    parts = []
-    device = getattr(model, "device", images.device)
-    with frozen_eval(model), torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            batch = images[start : start + batch_size].to(device)
-            parts.append(model(batch).argmax(dim=1).cpu())
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
-
-
-def run_attack(
-    attack: Attack,
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """The adversarial examples ``attack`` crafts on ``model``, in batches, on the CPU."""
-    device = getattr(model, "device", images.device)
-    parts = [
-        attack(model, images[s : s + batch_size].to(device), labels[s : s + batch_size].to(device))
-        .adversarial.detach()
-        .cpu()
-        for s in range(0, images.shape[0], batch_size)
-    ]
-    return torch.cat(parts) if parts else images.clone()
 
 
 def unbounded_eps(norm: Norm, image_shape: Sequence[int]) -> float:

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 import advlab
-from advlab.attacks import frozen_eval
 from advlab.data import ImageDataset
 from advlab.errors import check
+from advlab.evaluation.session import check_fits, model_device, predict
 from advlab.evaluation.spec import AttackSpec, check_sweep, data_sha256, derive_seed, weights_sha256
 from advlab.progress import progress_bar
 
@@ -163,10 +163,10 @@ def transfer_matrix(
     check(len(dataset) > 0, "the data set is empty: give at least one image")
     check_sweep(attacks, epsilons, batch_size)
     models = _union(sources, targets)
-    _check_compatible(models, dataset)
-    device = _device(next(iter(models.values())))
+    check_fits(models, dataset, "transfer needs models of one data set that share their classes")
+    device = model_device(next(iter(models.values())))
     start = time.perf_counter()
-    clean = {name: _predict(model, dataset, batch_size, device) for name, model in models.items()}
+    clean = {name: predict(model, dataset, batch_size).numpy() for name, model in models.items()}
     labels = dataset.labels.numpy()
     correct = {name: pred == labels for name, pred in clean.items()}
     result = TransferMatrix(
@@ -232,7 +232,7 @@ def _craft_and_classify(
         attack = spec.build(eps, derive_seed(seed, spec.key, eps, offset))
         result = attack(source, images.to(device), labels.to(device))
         for name, target in targets.items():
-            predictions[name].append(_labels_of(target, result.adversarial))
+            predictions[name].append(predict(target, result.adversarial, batch_size).numpy())
         if result.targets is not None:
             goals.append(result.targets.cpu().numpy().astype(np.int64))
         advance(int(labels.shape[0]))
@@ -266,19 +266,6 @@ def _cell(
     )  # fmt: skip
 
 
-def _labels_of(model: nn.Module, images: torch.Tensor) -> np.ndarray:
-    with torch.no_grad(), frozen_eval(model):
-        logits = model(images.to(_device(model)))
-    return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
-
-
-def _predict(
-    model: nn.Module, dataset: ImageDataset, batch_size: int, device: torch.device
-) -> np.ndarray:
-    parts = [_labels_of(model, images.to(device)) for _, images, _ in dataset.batches(batch_size)]
-    return np.concatenate(parts)
-
-
 # -- checks -------------------------------------------------------------------------------
 
 
@@ -290,37 +277,6 @@ def _union(sources: dict[str, nn.Module], targets: dict[str, nn.Module]) -> dict
               f"the name '{name}' is given to two different models: name each model "
               "once")  # fmt: skip
     return models
-
-
-def _check_compatible(models: Mapping[str, nn.Module], dataset: ImageDataset) -> None:
-    """All models must read the data set's images and share its classes."""
-    for name, model in models.items():
-        shape = tuple(getattr(model, "input_shape", ()) or ())
-        if shape and all(shape):
-            check(shape == dataset.image_shape,
-                  f"model '{name}' expects images of shape {shape} but data set "
-                  f"'{dataset.name}' has {dataset.image_shape}: transfer needs models of one "
-                  "data set")  # fmt: skip
-    counts = {name: int(getattr(model, "num_classes", 0) or 0) for name, model in models.items()}
-    known = {name: count for name, count in counts.items() if count}
-    described = ", ".join(f"'{name}' {count}" for name, count in known.items())
-    check(len(set(known.values())) <= 1,
-          f"the models have different numbers of classes ({described}): transfer needs "
-          "models that share their classes")  # fmt: skip
-    top = int(dataset.labels.max())
-    for name, count in known.items():
-        check(top < count,
-              f"data set '{dataset.name}' has label {top} but model '{name}' has only {count} "
-              "classes: pick a matching model and data set")  # fmt: skip
-
-
-def _device(model: nn.Module) -> torch.device:
-    device = getattr(model, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _csv_value(value: Any) -> str:

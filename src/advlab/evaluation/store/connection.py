@@ -138,7 +138,7 @@ class StoreFile:
         if not tables:
             with self._transaction():
                 schema.create(conn)
-        elif version < schema.SCHEMA_VERSION:
+        elif version < schema.SCHEMA_VERSION or schema.missing_tables(conn):
             with self._transaction():
                 schema.migrate(conn, version)
 

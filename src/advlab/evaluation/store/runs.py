@@ -249,9 +249,11 @@ class ResultStore(StoreFile):
 
     def unit_seconds(self, run_id: str, attack_key: str | None = None, eps: float = 0.0) -> float:
         """Seconds spent on one attack at one eps, or on the whole run (``attack_key=None``)."""
-        query, args = "SELECT sum(seconds) FROM units WHERE run_id = ?", [run_id]
+        query = "SELECT sum(seconds) FROM units WHERE run_id = ?"
+        args: tuple[object, ...] = (run_id,)
         if attack_key is not None:
-            query, args = query + " AND attack_key = ? AND eps = ?", [run_id, attack_key, eps]
+            query += " AND attack_key = ? AND eps = ?"
+            args = (run_id, attack_key, eps)
         with self._errors():
             row = self._conn.execute(query, args).fetchone()
         return float(row[0] or 0.0)

@@ -73,10 +73,18 @@ def create(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
+def missing_tables(conn: sqlite3.Connection) -> bool:
+    """Whether a table of the current schema is missing (e.g. ``parts`` of an early store)."""
+    present = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master")}
+    return not present.issuperset(TABLES)
+
+
 def migrate(conn: sqlite3.Connection, version: int) -> None:
     """Upgrade a store of schema ``version`` to the current one, in an open transaction."""
     if version < 2:
         _migrate_1_to_2(conn)
+    for statement in filter(str.strip, _TABLES.split(";")):
+        conn.execute(statement)  # CREATE TABLE IF NOT EXISTS: whatever is missing
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
