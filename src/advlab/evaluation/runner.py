@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 import advlab
+import advlab.evaluation.metrics as metrics
 from advlab.attacks.threat import perturbation_norms
 from advlab.data import ImageDataset
 from advlab.errors import check
-from advlab.evaluation import metrics
 from advlab.evaluation.results import AttackEvaluation, AttackExamples, Evaluation
 from advlab.evaluation.session import check_fit, model_device, predict_top, session
 from advlab.evaluation.spec import (

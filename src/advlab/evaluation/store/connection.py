@@ -14,8 +14,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
+import advlab.evaluation.store.blobs as blobs
+import advlab.evaluation.store.schema as schema
 from advlab.errors import AdvlabError
-from advlab.evaluation.store import schema
 from advlab.paths import advlab_home
 
 
@@ -105,6 +108,18 @@ class StoreFile:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def _fetch(self, query: str, *args: object) -> list[Any]:
+        """All rows of one read query, SQLite failures as one-line errors."""
+        with self._errors():
+            return self._conn.execute(query, args).fetchall()
+
+    def _arrays(self, blob: Any, what: str, names: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """The arrays of a stored blob (see :mod:`~advlab.evaluation.store.blobs`)."""
+        try:
+            return blobs.unpack(blob, names)
+        except blobs.BLOB_ERRORS as error:
+            raise self._corrupt(f"{what}: {error}") from None
 
     def _json(self, text: Any, run_id: str) -> dict[str, Any]:
         try:

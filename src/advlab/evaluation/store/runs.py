@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+import advlab.evaluation.store.blobs as blobs
 from advlab.errors import AdvlabError
 from advlab.evaluation.metrics import AttackOutcomes
-from advlab.evaluation.store import blobs
 from advlab.evaluation.store.connection import StoreFile
 from advlab.evaluation.store.schema import EXAMPLE_ARRAYS
 
@@ -217,12 +217,11 @@ class ResultStore(StoreFile):
     def mark_orphans(self) -> list[str]:
         """Mark "interrupted" every run of this machine still "running" whose process is
         gone (killed with SIGKILL, or the machine went down); returns their ids."""
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT run_id, pid FROM runs WHERE status = 'running' AND pid IS NOT NULL "
-                "AND host = ?",
-                (socket.gethostname(),),
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND pid IS NOT NULL "
+            "AND host = ?",
+            socket.gethostname(),
+        )
         gone = [run_id for run_id, pid in rows if not process_alive(int(pid))]
         if gone:
             with self._transaction() as conn:
@@ -241,10 +240,9 @@ class ResultStore(StoreFile):
     # -- reading ------------------------------------------------------------------------
     def done_units(self, run_id: str) -> set[tuple[str, float, int]]:
         """The (attack key, eps, batch offset) units already stored; the clean pass has key ""."""
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT attack_key, eps, batch_offset FROM units WHERE run_id = ?", (run_id,)
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT attack_key, eps, batch_offset FROM units WHERE run_id = ?", run_id
+        )
         return {(str(key), float(eps), int(offset)) for key, eps, offset in rows}
 
     def unit_seconds(self, run_id: str, attack_key: str | None = None, eps: float = 0.0) -> float:
@@ -254,29 +252,25 @@ class ResultStore(StoreFile):
         if attack_key is not None:
             query += " AND attack_key = ? AND eps = ?"
             args = (run_id, attack_key, eps)
-        with self._errors():
-            row = self._conn.execute(query, args).fetchone()
-        return float(row[0] or 0.0)
+        return float(self._fetch(query, *args)[0][0] or 0.0)
 
     def clean_rows(self, run_id: str, n: int) -> CleanRows:
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT position, label, pred, confidence FROM clean WHERE run_id = ? "
-                "ORDER BY position",
-                (run_id,),
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT position, label, pred, confidence FROM clean WHERE run_id = ? "
+            "ORDER BY position",
+            run_id,
+        )
         position, labels, pred, confidence = self._columns(
             rows, n, (np.int64, np.int64, np.int64, np.float64), f"the clean pass of run {run_id}"
         )
         return CleanRows(labels, pred, confidence)
 
     def attack_rows(self, run_id: str, attack_key: str, eps: float, n: int) -> AttackOutcomes:
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT position, clean_correct, adv_pred, confidence, success, linf, l2, queries "
-                "FROM outcomes WHERE run_id = ? AND attack_key = ? AND eps = ? ORDER BY position",
-                (run_id, attack_key, eps),
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT position, clean_correct, adv_pred, confidence, success, linf, l2, queries "
+            "FROM outcomes WHERE run_id = ? AND attack_key = ? AND eps = ? ORDER BY position",
+            run_id, attack_key, eps,
+        )  # fmt: skip
         types = (np.int64, np.bool_, np.int64, np.float64,
                  np.bool_, np.float64, np.float64, np.int64)  # fmt: skip
         columns = self._columns(rows, n, types, f"{attack_key} at eps {eps} in run {run_id}")
@@ -301,43 +295,30 @@ class ResultStore(StoreFile):
 
     def examples(self, run_id: str) -> dict[tuple[str, float], dict[str, np.ndarray]]:
         """The stored example images of a run, keyed by (attack key, eps)."""
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT attack_key, eps, data FROM examples WHERE run_id = ?", (run_id,)
-            ).fetchall()
-        out = {}
-        for key, eps, blob in rows:
-            try:
-                out[(str(key), float(eps))] = blobs.unpack(blob, EXAMPLE_ARRAYS)
-            except blobs.BLOB_ERRORS as error:
-                raise self._corrupt(f"example images: {error}") from None
-        return out
+        rows = self._fetch("SELECT attack_key, eps, data FROM examples WHERE run_id = ?", run_id)
+        return {(str(key), float(eps)): self._arrays(blob, "example images", EXAMPLE_ARRAYS)
+                for key, eps, blob in rows}  # fmt: skip
 
     def parts(self, run_id: str) -> dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]]:
         """The stored pieces of a run by name: their data and arrays (see :meth:`write_part`)."""
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT name, data, arrays FROM parts WHERE run_id = ?", (run_id,)
-            ).fetchall()
-        out = {}
-        for name, text, blob in rows:
-            try:
-                arrays = blobs.unpack(blob) if blob is not None else {}
-            except blobs.BLOB_ERRORS as error:
-                raise self._corrupt(f"run {run_id}, {name}: {error}") from None
-            out[str(name)] = (self._json(text, run_id), arrays)
-        return out
+        rows = self._fetch("SELECT name, data, arrays FROM parts WHERE run_id = ?", run_id)
+        return {
+            str(name): (
+                self._json(text, run_id),
+                self._arrays(blob, f"run {run_id}, {name}") if blob is not None else {},
+            )
+            for name, text, blob in rows
+        }
 
     def list_runs(self) -> list[dict[str, Any]]:
         """Every run, newest first, with its headline numbers once finished (``advlab runs``)."""
         self._mark_orphans_quietly()
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT run_id, created, updated, status, model, dataset, split, n, seed, "
-                "units_total, summary, identity, "
-                "(SELECT count(*) FROM units WHERE units.run_id = runs.run_id) "
-                "FROM runs ORDER BY created DESC, rowid DESC"
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT run_id, created, updated, status, model, dataset, split, n, seed, "
+            "units_total, summary, identity, "
+            "(SELECT count(*) FROM units WHERE units.run_id = runs.run_id) "
+            "FROM runs ORDER BY created DESC, rowid DESC"
+        )
         runs = []
         for row in rows:
             run_id, created, updated, status, model, dataset, split, n, seed, total = row[:10]
@@ -357,13 +338,12 @@ class ResultStore(StoreFile):
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A finished run's results (the results.json content); a unique id prefix will do."""
         self._mark_orphans_quietly()
-        with self._errors():
-            rows = self._conn.execute(
-                "SELECT run_id, status, summary, units_total, "
-                "(SELECT count(*) FROM units WHERE units.run_id = runs.run_id) "
-                "FROM runs WHERE run_id LIKE ? || '%' ESCAPE '\\'",
-                (run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"),),
-            ).fetchall()
+        rows = self._fetch(
+            "SELECT run_id, status, summary, units_total, "
+            "(SELECT count(*) FROM units WHERE units.run_id = runs.run_id) "
+            "FROM runs WHERE run_id LIKE ? || '%' ESCAPE '\\'",
+            run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"),
+        )
         exact = [row for row in rows if row[0] == run_id]
         rows = exact or rows
         if not rows:

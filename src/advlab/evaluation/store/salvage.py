@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import advlab.evaluation.store.blobs as blobs
 from advlab.errors import AdvlabError
-from advlab.evaluation.store import blobs
 from advlab.evaluation.store.runs import ResultStore
 from advlab.evaluation.store.schema import EXAMPLE_ARRAYS, TABLES
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
-from advlab.evaluation.store import blobs
+import advlab.evaluation.store.blobs as blobs
 
 log = logging.getLogger(__name__)
 
