@@ -16,9 +16,9 @@ from advlab.evaluation.results import (
     Evaluation,
     without_timings,
 )
-from advlab.evaluation.runner import BatchDone, evaluate
 from advlab.evaluation.spec import AttackSpec, derive_seed
 from advlab.evaluation.store import ResultStore, default_store_path
+from advlab.evaluation.sweep import BatchDone, evaluate
 
 __all__ = [
     "AttackEvaluation",
