@@ -11,6 +11,7 @@ correctly, so a target's own mistakes never pass for transfer; on the diagonal (
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,11 +21,22 @@ import torch
 from torch import nn
 
 from advlab.data import ImageDataset
-from advlab.errors import check
-from advlab.evaluation.session import check_fits, model_device, predict
-from advlab.evaluation.spec import AttackSpec, check_sweep, data_sha256, derive_seed, weights_sha256
+from advlab.errors import AdvlabError, check
+from advlab.evaluation.session import check_fits, model_device, predict, session
+from advlab.evaluation.spec import (
+    IDENTITY_VERSION,
+    AttackSpec,
+    check_sweep,
+    data_sha256,
+    derive_seed,
+    run_id_of,
+    weights_sha256,
+)
+from advlab.evaluation.store import ResultStore
 from advlab.evaluation.transfer_results import CSV_COLUMNS, TransferCell, TransferMatrix
 from advlab.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CSV_COLUMNS", "TransferCell", "TransferMatrix", "transfer_matrix"]
 
@@ -41,6 +53,7 @@ def transfer_matrix(
     progress: bool = True,
     run_config: dict[str, Any] | None = None,
     on_update: Callable[[TransferMatrix], None] | None = None,
+    store: ResultStore | None = None,
 ) -> TransferMatrix:
     """Craft every attack at every eps on each source; classify the examples with each target.
 
@@ -48,7 +61,9 @@ def transfer_matrix(
     defaults to ``sources``, and a name in both must be the same model. Attacks run on
     every image, with the seed of each (attack, eps, batch) derived from ``seed`` (the
     same random starts for every source). ``on_update`` receives the partial result after
-    each source is done, e.g. to write it to disk as it grows.
+    each source is done, e.g. to write it to disk as it grows. With a ``store``, each
+    source's crafted examples (as every target classified them) are stored as they are
+    done, so the same call after an interrupt resumes where it stopped.
     """
     targets = dict(sources) if targets is None else dict(targets)
     sources = dict(sources)
@@ -83,27 +98,88 @@ def transfer_matrix(
         data_sha256=data_sha256(dataset),
         config=dict(run_config or {}),
     )  # fmt: skip
-    total = len(attacks) * len(epsilons) * len(sources) * len(dataset)
-    with progress_bar(total, "crafting transfer examples", enabled=progress) as advance:
-        for spec in attacks:
-            for eps in epsilons:
-                for source, model in sources.items():
-                    craft_start = time.perf_counter()
-                    adv_pred, goal = _craft_and_classify(
-                        spec, eps, model, targets, dataset, batch_size, seed, device, advance
-                    )
-                    seconds = time.perf_counter() - craft_start
-                    for target in targets:
-                        result.cells.append(_cell(
-                            spec, eps, source, target, correct, adv_pred[target], goal, labels,
-                            seconds,
-                        ))  # fmt: skip
-                    result.seconds = time.perf_counter() - start
-                    if on_update is not None:
-                        on_update(result)
-    result.complete = True
-    result.seconds = time.perf_counter() - start
+    identity = _identity(result)
+    run_id = run_id_of(identity)
+    units = len(attacks) * len(epsilons) * len(sources)
+    total = units * len(dataset)
+    with session(store, run_id, identity, result.config, units, "transfer matrix") as run:
+        stored = run.store.parts(run_id)
+        earlier = run.store.unit_seconds(run_id)  # what the stored crafts took
+        if run.resumed:
+            log.info("resuming transfer matrix %s: %d of %d crafts stored in %s",
+                     run_id, len(stored), units, run.store.path)  # fmt: skip
+        with progress_bar(total, "crafting transfer examples", enabled=progress) as advance:
+            for spec in attacks:
+                for eps in epsilons:
+                    for source, model in sources.items():
+                        name = f"craft/{spec.key}@{eps!r}/{source}"
+                        if name in stored:
+                            adv_pred, goal, seconds = _load_craft(stored[name], targets)
+                            advance(len(dataset))
+                        else:
+                            craft_start = time.perf_counter()
+                            adv_pred, goal = _craft_and_classify(
+                                spec, eps, model, targets, dataset, batch_size, seed, device,
+                                advance,
+                            )  # fmt: skip
+                            seconds = time.perf_counter() - craft_start
+                            _store_craft(run.store, run_id, name, adv_pred, goal, seconds)
+                        for target in targets:
+                            result.cells.append(_cell(
+                                spec, eps, source, target, correct, adv_pred[target], goal,
+                                labels, seconds,
+                            ))  # fmt: skip
+                        result.seconds = earlier + time.perf_counter() - start
+                        if on_update is not None:
+                            on_update(result)
+        result.complete = True
+        result.seconds = earlier + time.perf_counter() - start
+        run.finish(result.to_dict())
     return result
+
+
+def _identity(result: TransferMatrix) -> dict[str, Any]:
+    """What decides the numbers of a transfer matrix (its run id is a hash of it)."""
+    return {
+        "version": IDENTITY_VERSION, "kind": "transfer",
+        "model": ", ".join(result.sources), "dataset": result.dataset, "split": result.split,
+        "n": result.n, "seed": result.seed, "batch_size": result.batch_size,
+        "indices_sha256": result.indices_sha256, "data_sha256": result.data_sha256,
+        "sources": {name: result.models[name]["weights_sha256"] for name in result.sources},
+        "targets": {name: result.models[name]["weights_sha256"] for name in result.targets},
+        "attacks": [{key: spec[key] for key in ("name", "norm", "params")}
+                    for spec in result.attacks],
+        "epsilons": result.epsilons,
+    }  # fmt: skip
+
+
+def _store_craft(
+    store: ResultStore,
+    run_id: str,
+    name: str,
+    adv_pred: dict[str, np.ndarray],
+    goal: np.ndarray | None,
+    seconds: float,
+) -> None:
+    """One source's crafted examples as every target classified them, and the goals."""
+    arrays = {f"pred/{target}": pred for target, pred in adv_pred.items()}
+    if goal is not None:
+        arrays["goal"] = goal
+    store.write_part(run_id, name, {"seconds": seconds}, seconds, arrays)
+
+
+def _load_craft(
+    part: tuple[dict[str, Any], dict[str, np.ndarray]], targets: Mapping[str, nn.Module]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, float]:
+    data, arrays = part
+    try:
+        adv_pred = {target: arrays[f"pred/{target}"] for target in targets}
+        return adv_pred, arrays.get("goal"), float(data["seconds"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise AdvlabError(
+            f"the results store holds an unreadable transfer craft ({error!r}): move the store "
+            "away or pass another one"
+        ) from None
 
 
 # -- the work -----------------------------------------------------------------------------

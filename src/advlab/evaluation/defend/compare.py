@@ -126,7 +126,7 @@ def compare_defenses(
                 if checked[index]:
                     row.checks = saved.checks(index, candidate, masking_checks)
                     advance(1)
-        _time_rows(rows, rows_in, dataset.images, batch_size, timing_repeats)
+        _time_rows(rows, rows_in, images, batch_size, timing_repeats)
         best = best_defenses(rows, epsilons, min_retention)
         comparison = DefenseComparison(
             run_id=run_id, model=model.name, dataset=dataset.name, split=dataset.split,
