@@ -15,6 +15,7 @@ good as the best attack on model and detector together.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,13 +28,22 @@ from advlab.attacks.threat import Norm
 from advlab.data import ImageDataset
 from advlab.defenses.binary_detector import DetectorAwarePGD
 from advlab.defenses.detection import SqueezeAwarePGD, auc, roc_curve
-from advlab.errors import check
+from advlab.errors import AdvlabError, check
 from advlab.evaluation.defend.moved import DETECTION_DETECTORS as DETECTORS
 from advlab.evaluation.defend.moved import ScoringDetector as Detector
 from advlab.evaluation.defend.moved import adaptive_attack, build_detector, detector_config
 from advlab.evaluation.detection_results import DetectionEntry, DetectionEvaluation
-from advlab.evaluation.session import predict
-from advlab.evaluation.spec import AttackSpec, check_sweep, derive_seed, weights_sha256
+from advlab.evaluation.session import predict, session
+from advlab.evaluation.spec import (
+    IDENTITY_VERSION,
+    AttackSpec,
+    check_sweep,
+    data_sha256,
+    derive_seed,
+    run_id_of,
+    weights_sha256,
+)
+from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -64,11 +74,14 @@ def evaluate_detection(
     fit: dict[str, Any] | None = None,
     run_config: dict[str, Any] | None = None,
     progress: bool = True,
+    store: ResultStore | None = None,
 ) -> DetectionEvaluation:
     """Detection rates of a fitted ``detector`` on ``data`` under every attack and eps.
 
     ``data`` must not hold the images the detector was fitted on: its clean images
     measure the false-positive rate. ``fit`` describes the fitting data for the record.
+    With a ``store``, each (attack, eps) entry is stored as it is done, so the same call
+    after an interrupt resumes where it stopped.
     """
     attacks, epsilons = list(attacks), [float(eps) for eps in epsilons]
     check(len(data) > 0, "the data set is empty: give at least one image")
@@ -87,44 +100,63 @@ def evaluate_detection(
     ]
     if adaptive:
         runs += [(None, eps) for eps in epsilons]
-    entries = []
-    for spec, eps in runs:
-        key = (
-            spec.key
-            if spec is not None
-            else (f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}")
-        )
-        build = functools.partial(_build, detector, spec, key, eps, adaptive_norm,
-                                  adaptive_steps, seed)  # fmt: skip
-        entries.append(_run_one(detector, build, key, eps, images[correct], labels[correct],
-                                clean_scores, batch_size, device, progress))  # fmt: skip
-    fpr = float((clean_scores > detector.threshold).float().mean())
     config = {
-        **(run_config or {}),
-        "attacks": [spec.to_dict() for spec in attacks],
-        "epsilons": epsilons,
-        "adaptive": adaptive,
-        "adaptive_steps": adaptive_steps,
-        "adaptive_norm": adaptive_norm,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
-    return DetectionEvaluation(
-        model=str(getattr(model, "name", type(model).__name__)),
-        weights_sha256=weights_sha256(model),
-        dataset=data.name,
-        split=data.split,
-        n=len(data),
-        seed=seed,
-        device=str(device),
-        detector={**detector_config(detector), "description": repr(detector)},
-        fit=dict(fit or {}),
-        clean_accuracy=float((predictions == labels).float().mean()),
-        false_positive_rate=fpr,
-        results=entries,
-        config=config,
-        seconds=time.perf_counter() - started,
-    )
+        **(run_config or {}), "attacks": [spec.to_dict() for spec in attacks],
+        "epsilons": epsilons, "adaptive": adaptive, "adaptive_steps": adaptive_steps,
+        "adaptive_norm": adaptive_norm, "batch_size": batch_size, "seed": seed,
+    }  # fmt: skip
+    identity = {
+        "version": IDENTITY_VERSION, "kind": "detection",
+        "model": str(getattr(model, "name", type(model).__name__)),
+        "weights_sha256": weights_sha256(model), "dataset": data.name, "split": data.split,
+        "n": len(data), "data_sha256": data_sha256(data), "seed": seed,
+        # The detector by its settings and by what it makes of these very images.
+        "detector": detector_config(detector),
+        "clean_scores_sha256": hashlib.sha256(clean_scores.detach().cpu().numpy().tobytes()).hexdigest(),
+        **{key: config[key] for key in ("attacks", "epsilons", "adaptive", "adaptive_steps",
+                                        "adaptive_norm", "batch_size")},
+    }  # fmt: skip
+    run_id = run_id_of(identity)
+    entries = []
+    with session(store, run_id, identity, config, len(runs), "detection evaluation") as run:
+        stored = run.store.parts(run_id)
+        earlier = run.store.unit_seconds(run_id)
+        for index, (spec, eps) in enumerate(runs):
+            key = spec.key if spec is not None else (
+                f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}"
+            )  # fmt: skip
+            name = f"entry/{index}/{key}@{eps!r}"
+            if name in stored:
+                entries.append(_load_entry(stored[name][0]))
+                continue
+            build = functools.partial(_build, detector, spec, key, eps, adaptive_norm,
+                                      adaptive_steps, seed)  # fmt: skip
+            entry = _run_one(detector, build, key, eps, images[correct], labels[correct],
+                             clean_scores, batch_size, device, progress)  # fmt: skip
+            run.store.write_part(run_id, name, entry.to_dict(), entry.seconds)
+            entries.append(entry)
+        evaluation = DetectionEvaluation(
+            model=identity["model"], weights_sha256=identity["weights_sha256"],
+            dataset=data.name, split=data.split, n=len(data), seed=seed, device=str(device),
+            detector={**detector_config(detector), "description": repr(detector)},
+            fit=dict(fit or {}),
+            clean_accuracy=float((predictions == labels).float().mean()),
+            false_positive_rate=float((clean_scores > detector.threshold).float().mean()),
+            results=entries, config=config,
+            seconds=earlier + time.perf_counter() - started,
+        )  # fmt: skip
+        run.finish(evaluation.to_dict())
+    return evaluation
+
+
+def _load_entry(data: dict[str, Any]) -> DetectionEntry:
+    try:
+        return DetectionEntry(**data)
+    except TypeError as error:
+        raise AdvlabError(
+            f"the results store holds an unreadable detection entry ({error}): move the store "
+            "away or pass another one"
+        ) from None
 
 
 def _build(
