@@ -144,9 +144,11 @@ class Session:
     run_id: str
     resumed: bool
     done: set[tuple[str, float, int]] = field(default_factory=set)
+    finished: bool = False
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.store.finish_run(self.run_id, summary)
+        self.finished = True
 
 
 @contextlib.contextmanager
@@ -168,13 +170,15 @@ def session(
         current = Session(store, run_id, resumed, store.done_units(run_id))
         try:
             yield current
-        except KeyboardInterrupt:
+        except BaseException as error:
+            if current.finished:  # e.g. Ctrl-C while tidying up: the run itself is done
+                raise
+            if not isinstance(error, KeyboardInterrupt):
+                _mark(store, run_id, "failed")
+                raise
             _mark(store, run_id, "interrupted")
             log.warning("interrupted: %s %s is saved in %s; run the same %s again to resume it",
                         what, run_id, store.path, what)  # fmt: skip
-            raise
-        except BaseException:
-            _mark(store, run_id, "failed")
             raise
 
 
