@@ -75,3 +75,37 @@ def test_the_same_evaluation_resumes_the_migrated_run(
         results["config"].pop("store")
     assert new["run_id"] == SWEEP
     assert without_timings(new) == without_timings(old)
+
+
+def test_the_same_defense_comparison_resumes_the_migrated_run(
+    old_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from advlab.evaluation.defend import compare, rows
+
+    monkeypatch.setenv("ADVLAB_HOME", str(tmp_path / "home"))
+
+    def recomputed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a stored row or check was computed again")
+
+    monkeypatch.setattr(rows.RowWork, "row", recomputed)
+    monkeypatch.setattr(compare, "gradient_masking_checks", recomputed)
+    out = tmp_path / "defend"
+    code, _, err = run_cli(
+        ["defend", "--model", "mnist-cnn", "--dataset", "mnist-demo", "--n", "8",
+         "--defense", "bits:bits=1", "--attack", "fgsm", "--eps", "0.1", "--check-n", "4",
+         "--store", str(old_store), "--out", str(out), "--no-report", "-q"],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+
+    def numbers(path: Path) -> dict:
+        results = json.loads(path.read_text())
+        results.pop("seconds")
+        for key in ("out", "store"):  # where the files went is not part of the results
+            results["config"].pop(key)
+        for row in results["rows"]:
+            row.pop("inference_seconds_per_image")
+            row.pop("inference_slowdown")
+        return results
+
+    assert numbers(out / "defend.json") == numbers(FIXTURES / "store-v1/defend.json")
