@@ -112,7 +112,7 @@ def evaluate_detection(
         "n": len(data), "data_sha256": data_sha256(data), "seed": seed,
         # The detector by its settings and by what it makes of these very images.
         "detector": detector_config(detector),
-        "clean_scores_sha256": hashlib.sha256(clean_scores.detach().cpu().numpy().tobytes()).hexdigest(),
+        "clean_scores_sha256": _sha256(clean_scores),
         **{key: config[key] for key in ("attacks", "epsilons", "adaptive", "adaptive_steps",
                                         "adaptive_norm", "batch_size")},
     }  # fmt: skip
@@ -147,6 +147,10 @@ def evaluate_detection(
         )  # fmt: skip
         run.finish(evaluation.to_dict())
     return evaluation
+
+
+def _sha256(values: torch.Tensor) -> str:
+    return hashlib.sha256(values.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _load_entry(data: dict[str, Any]) -> DetectionEntry:
