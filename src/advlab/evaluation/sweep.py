@@ -23,6 +23,7 @@ import advlab.evaluation.metrics as metrics
 from advlab.attacks.threat import perturbation_norms
 from advlab.data import ImageDataset
 from advlab.errors import check
+from advlab.evaluation.replay import replaying
 from advlab.evaluation.results import AttackEvaluation, AttackExamples, Evaluation
 from advlab.evaluation.session import check_fit, model_device, predict_top, session
 from advlab.evaluation.spec import (
@@ -184,7 +185,9 @@ class _Sweep:
         if index.size:
             attack = spec.build(eps, derive_seed(self.seed, key, eps, offset))
             chosen = torch.from_numpy(index).to(self.device)
-            result = attack(self.model, images[chosen], labels[chosen])
+            # A query-only target answers from the store what an earlier attempt paid for.
+            model = replaying(self.model, self.store, (self.run_id, key, eps, offset))
+            result = attack(model, images[chosen], labels[chosen])
             adversarial[chosen] = result.adversarial
             pred[index], conf[index] = predict_top(self.model, result.adversarial)
             norms = perturbation_norms(result.adversarial, images[chosen])

@@ -17,7 +17,7 @@ import numpy as np
 import advlab.evaluation.store.blobs as blobs
 from advlab.errors import AdvlabError
 from advlab.evaluation.metrics import AttackOutcomes
-from advlab.evaluation.store.connection import StoreFile
+from advlab.evaluation.store.queries import QueryLog
 from advlab.evaluation.store.schema import EXAMPLE_ARRAYS
 
 CLEAN_KEY = ""  # the attack key of the clean pass in ``units``
@@ -66,7 +66,7 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-class ResultStore(StoreFile):
+class ResultStore(QueryLog):
     """Runs and their per-image outcomes in one SQLite file (default ``~/.advlab/results.sqlite``).
 
     An evaluation writes one unit at a time and commits it in one transaction, in WAL
@@ -173,6 +173,11 @@ class ResultStore(StoreFile):
                     "INSERT OR REPLACE INTO examples VALUES (?, ?, ?, ?)",
                     (run_id, attack_key, eps, blob),
                 )
+            conn.execute(
+                "DELETE FROM queries WHERE run_id = ? AND attack_key = ? AND eps = ? "
+                "AND batch_offset = ?",
+                (run_id, attack_key, eps, offset),
+            )  # the unit is done: its answers will not be asked for again
             self._mark_done(conn, run_id, attack_key, eps, offset, len(values), seconds)
 
     def write_part(

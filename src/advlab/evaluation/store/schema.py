@@ -4,13 +4,15 @@ Schema 2 (this version): ``runs`` (one row per run: its configuration, the proce
 runs it, and once finished its summary), ``units`` (the finished units with their
 seconds; the clean pass has attack key ""), ``clean`` (per image: label, clean
 prediction, confidence), ``outcomes`` (per attack, eps and image), ``examples`` (a
-sweep's example images per attack and eps) and ``parts`` (the finished pieces of runs
+sweep's example images per attack and eps), ``parts`` (the finished pieces of runs
 that are not per-image outcomes, e.g. the rows of a defense comparison: JSON and
-arrays). Every array blob is safetensors (:mod:`advlab.evaluation.store.blobs`).
+arrays) and ``queries`` (the answers a black-box target gave to a unit still in
+progress, so that its queries are never paid twice). Every array blob is safetensors
+(:mod:`advlab.evaluation.store.blobs`).
 
 Schema 1 stored example images as .npz, had no ``pid``/``host`` in ``runs``, and got
-``parts`` only in later releases; :func:`migrate` upgrades such a store in one
-transaction when it is opened.
+``parts`` only in later releases, and no ``queries``; :func:`migrate` upgrades such a
+store in one transaction when it is opened.
 """
 
 from __future__ import annotations
@@ -59,10 +61,16 @@ CREATE TABLE IF NOT EXISTS examples (
 CREATE TABLE IF NOT EXISTS parts (
     run_id TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL, arrays BLOB,
     PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queries (
+    run_id TEXT NOT NULL, attack_key TEXT NOT NULL, eps REAL NOT NULL,
+    batch_offset INTEGER NOT NULL, seq INTEGER NOT NULL, digest TEXT NOT NULL,
+    answer BLOB NOT NULL,
+    PRIMARY KEY (run_id, attack_key, eps, batch_offset, seq)
 ) WITHOUT ROWID
 """
 #: The tables in the order a copy must fill them (``runs`` first).
-TABLES = ("runs", "units", "clean", "outcomes", "examples", "parts")
+TABLES = ("runs", "units", "clean", "outcomes", "examples", "parts", "queries")
 
 
 def create(conn: sqlite3.Connection) -> None:
@@ -89,9 +97,8 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
-    """parts (if missing), runs.pid and runs.host, and example blobs from .npz to safetensors."""
-    create_parts = _TABLES.split(";")[-1]
-    conn.execute(create_parts)
+    """runs.pid and runs.host, and example blobs from .npz to safetensors (the new tables
+    are created by :func:`migrate`)."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     for column, kind in (("pid", "INTEGER"), ("host", "TEXT")):
         if column not in columns:
