@@ -15,7 +15,6 @@ from helpers import run_cli
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.evaluation import AttackSpec
-from advlab.evaluation import defend as defend_module
 from advlab.evaluation.defend import (
     DefenseComparison,
     RowResult,
@@ -23,8 +22,10 @@ from advlab.evaluation.defend import (
     defense_candidate,
     detector_candidate,
 )
-from advlab.evaluation.masking import Check
+from advlab.evaluation.defend import compare as compare_module
+from advlab.evaluation.defend import rows as rows_module
 from advlab.evaluation.store import ResultStore
+from advlab.results import Check
 
 ATTACKS = [AttackSpec("fgsm"), AttackSpec("pgd", params={"steps": 3})]
 EPSILONS = [0.1, 0.3]
@@ -88,7 +89,7 @@ def test_interrupted_after_the_first_row_resumes_without_recomputing_it(
 ):
     path = tmp_path / "store.sqlite"
     with monkeypatch.context() as patch:
-        rows = _Counted(patch, defend_module._Work, "row", interrupt_at=2)
+        rows = _Counted(patch, rows_module.RowWork, "row", interrupt_at=2)
         with ResultStore(path) as store, pytest.raises(KeyboardInterrupt):
             _compare(small_mnist_model, data, store)
     assert len(rows.calls) == 2
@@ -108,8 +109,8 @@ def test_interrupted_after_the_first_row_resumes_without_recomputing_it(
     with ResultStore(broken) as store, pytest.raises(AdvlabError, match="row 0"):
         _compare(small_mnist_model, data, store)
 
-    rows = _Counted(monkeypatch, defend_module._Work, "row")
-    checks = _Counted(monkeypatch, defend_module, "gradient_masking_checks")
+    rows = _Counted(monkeypatch, rows_module.RowWork, "row")
+    checks = _Counted(monkeypatch, compare_module, "gradient_masking_checks")
     with caplog.at_level(logging.INFO, logger="advlab.evaluation.defend"):
         with ResultStore(path) as store:  # a new connection, as after a restart
             resumed = _compare(small_mnist_model, data, store)
@@ -135,13 +136,13 @@ def test_interrupted_during_the_checks_resumes_with_the_finished_checks(
 ):
     path = tmp_path / "store.sqlite"
     with monkeypatch.context() as patch:
-        checks = _Counted(patch, defend_module, "gradient_masking_checks", interrupt_at=2)
+        checks = _Counted(patch, compare_module, "gradient_masking_checks", interrupt_at=2)
         with ResultStore(path) as store, pytest.raises(KeyboardInterrupt):
             _compare(small_mnist_model, data, store)
     assert _status(path, reference.run_id) == ("interrupted", 4, 6)
 
-    rows = _Counted(monkeypatch, defend_module._Work, "row")
-    checks = _Counted(monkeypatch, defend_module, "gradient_masking_checks")
+    rows = _Counted(monkeypatch, rows_module.RowWork, "row")
+    checks = _Counted(monkeypatch, compare_module, "gradient_masking_checks")
     with ResultStore(path) as store:
         resumed = _compare(small_mnist_model, data, store)
     assert rows.calls == [] and len(checks.calls) == 2
@@ -204,10 +205,10 @@ def test_cli_resumes_by_running_the_same_command(tmp_path, monkeypatch, capsys):
             "--no-checks", "--device", "cpu", "--out", str(tmp_path / "out"), "--store",
             str(tmp_path / "store.sqlite"), "--quiet"]  # fmt: skip
     with monkeypatch.context() as patch:
-        _Counted(patch, defend_module._Work, "row", interrupt_at=2)
+        _Counted(patch, rows_module.RowWork, "row", interrupt_at=2)
         code, stdout, _ = run_cli(args, capsys)
     assert code != 0 and "results:" not in stdout
-    rows = _Counted(monkeypatch, defend_module._Work, "row")
+    rows = _Counted(monkeypatch, rows_module.RowWork, "row")
     code, stdout, err = run_cli(args, capsys)
     assert code == 0, err
     assert len(rows.calls) == 1

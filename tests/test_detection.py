@@ -218,3 +218,52 @@ def test_detector_config(detector: FeatureSqueezingDetector) -> None:
         "fpr": FPR,
         "threshold": detector.threshold,
     }
+
+
+def test_an_interrupted_detection_evaluation_resumes_from_the_store(
+    detector: FeatureSqueezingDetector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from advlab.evaluation import AttackSpec, ResultStore
+    from advlab.evaluation import detection as detection_module
+
+    data = load_dataset("mnist-demo", n=24, seed=5)
+    original = detection_module._run_one
+    calls: list[str] = []
+    interrupt_at = 2
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])  # the attack key
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    def run(store: ResultStore | None):
+        return detection_module.evaluate_detection(
+            detector, data, [AttackSpec("fgsm")], [0.1, 0.2], adaptive_steps=3,
+            batch_size=16, progress=False, store=store,
+        )  # fmt: skip
+
+    def numbers(evaluation) -> dict:
+        out = evaluation.to_dict()
+        out.pop("seconds")
+        for entry in out["results"]:
+            entry.pop("seconds")
+        return out
+
+    reference = run(None)
+    monkeypatch.setattr(detection_module, "_run_one", counted)
+    with ResultStore(tmp_path / "store.sqlite") as store:
+        with pytest.raises(KeyboardInterrupt):
+            run(store)
+        (stored,) = store.list_runs()
+        assert (stored["status"], stored["units_done"], stored["units_total"]) == (
+            "interrupted", 1, 4,
+        )  # fmt: skip
+        calls.clear()
+        interrupt_at = 0
+        resumed = run(store)
+        assert len(calls) == 3  # the first entry came from the store
+        assert numbers(resumed) == numbers(reference)
+        assert store.get_run(stored["run_id"])["results"] == [
+            entry.to_dict() for entry in resumed.results
+        ]

@@ -281,9 +281,15 @@ evaluate(model, data, [AttackSpec("pgd", params={{"steps": 5}})], {epsilons},
 """
 
 
-def test_run_killed_with_sigint_resumes_to_the_same_numbers(
-    sweep: Evaluation, small_mnist_model: ImageClassifier, data: ImageDataset, tmp_path: Path
+@pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_run_killed_resumes_to_the_same_numbers(
+    sweep: Evaluation,
+    small_mnist_model: ImageClassifier,
+    data: ImageDataset,
+    tmp_path: Path,
+    kill: signal.Signals,
 ) -> None:
+    """Ctrl-C marks the run interrupted; after kill -9 the store finds its process gone."""
     model_path = save_checkpoint(small_mnist_model.net, tmp_path / "model.safetensors", {
         "architecture": "mnist-cnn", "arch_kwargs": {"width": 8, "hidden": 32}, "name": "mnist-cnn",
     })  # fmt: skip
@@ -304,13 +310,14 @@ def test_run_killed_with_sigint_resumes_to_the_same_numbers(
             lines.append(line.strip())
             if line.strip() == "ready":
                 break
-        child.send_signal(signal.SIGINT)
+        child.send_signal(kill)
         _, stderr = child.communicate(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
     assert "ready" in lines, stderr
-    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert child.returncode != 0
+    assert "KeyboardInterrupt" in stderr if kill == signal.SIGINT else child.returncode == -kill
     store = ResultStore(store_path)
     (run,) = store.list_runs()
     assert (run["status"], run["units_done"]) == ("interrupted", stop_after)

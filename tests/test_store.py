@@ -6,6 +6,8 @@ import io
 import json
 import pickle
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.evaluation import AttackSpec, ResultStore, evaluate
-from advlab.evaluation.store import UnitRows
+from advlab.evaluation.store import UnitRows, salvage
 from advlab.models import ImageClassifier
 
 IDENTITY = {"model": "m", "dataset": "d", "split": "test", "n": 6, "seed": 3, "epsilons": [0.1],
@@ -201,3 +203,57 @@ def test_pickled_example_blobs_are_never_unpickled(tmp_path: Path) -> None:
     with pytest.raises(AdvlabError, match="example images"):
         store.examples("abc123")
     assert not marker.exists()
+
+
+# -- killed runs, truncated and damaged files (issue 14, item 3) -----------------------
+def test_a_killed_run_is_listed_as_interrupted(tmp_path: Path) -> None:
+    store, _, _ = filled_store(tmp_path / "results.sqlite")
+    assert store.list_runs()[0]["status"] == "running"  # its process (this one) is alive
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that ended without finishing the run, as after kill -9
+    store._conn.execute("UPDATE runs SET pid = ?", (gone.pid,))
+    with ResultStore(store.path) as other:
+        assert other.list_runs()[0]["status"] == "interrupted"
+        with pytest.raises(AdvlabError, match=r"interrupted \(4 of 4 units stored\)"):
+            other.get_run("abc123")
+    assert store.start_run("abc123", IDENTITY, {}, units_total=4) is True  # resumable
+    assert store.list_runs()[0]["status"] == "running"
+
+
+def test_a_zero_length_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    path.touch()
+    with pytest.raises(AdvlabError, match="empty file"):
+        ResultStore(path)
+    assert path.stat().st_size == 0  # left as it was found
+
+
+def _two_runs_one_damaged(path: Path) -> None:
+    """Runs "good" and "bad"; on disk, the pages of bad's long summary are zeroed."""
+    with ResultStore(path) as store:
+        for run_id in ("good", "bad"):
+            store.start_run(run_id, {**IDENTITY, "run": run_id}, {}, units_total=1)
+        store.write_part("good", "row/0", {"x": 2}, 1.0, {"small": np.arange(3)})
+        store.finish_run("good", {"clean_accuracy": 0.5})
+        store.finish_run("bad", {"note": "Z" * 40000})  # overflows into ~10 pages
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for start in range(page, len(data), page):
+        if data[start + 4 : start + page] == b"Z" * (page - 4):
+            data[start : start + page] = bytes(page)  # an overflow page of run "bad"
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_pages_are_named_on_open_and_readable_runs_salvaged(tmp_path: Path) -> None:
+    path = tmp_path / "results.sqlite"
+    _two_runs_one_damaged(path)
+    with pytest.raises(AdvlabError, match="corrupt.*integrity check.*salvage"):
+        ResultStore(path)
+    report = salvage(path, tmp_path / "saved.sqlite")
+    assert report.copied == ["good"] and list(report.skipped) == ["bad"]
+    with ResultStore(tmp_path / "saved.sqlite") as saved:
+        assert saved.get_run("good") == {"clean_accuracy": 0.5}
+        data, arrays = saved.parts("good")["row/0"]
+        assert data == {"x": 2} and np.array_equal(arrays["small"], np.arange(3))
+    with pytest.raises(AdvlabError, match="exists"):
+        salvage(path, tmp_path / "saved.sqlite")

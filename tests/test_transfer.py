@@ -299,3 +299,44 @@ def test_cli_refuses_models_of_different_shapes(checkpoint, tmp_path, capsys):
     assert code == 2 and "expects images of shape (3, 32, 32)" in err
     code, _, err = run_cli([*base, "--source", str(checkpoint)], capsys)
     assert code == 2 and "pass --dataset" in err
+
+
+def _without_timings(matrix: TransferMatrix) -> dict:
+    out = matrix.to_dict()
+    out.pop("seconds")
+    for cell in out["cells"]:
+        cell.pop("craft_seconds")
+    return out
+
+
+def test_an_interrupted_matrix_resumes_from_the_store(models, data, matrix, tmp_path, monkeypatch):
+    from advlab.evaluation import ResultStore
+    from advlab.evaluation import transfer as transfer_module
+
+    original = transfer_module._craft_and_classify
+    calls: list[str] = []
+
+    def counted(spec, *args, **kwargs):
+        calls.append(spec.key)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return original(spec, *args, **kwargs)
+
+    monkeypatch.setattr(transfer_module, "_craft_and_classify", counted)
+    path = tmp_path / "store.sqlite"
+    options = {"batch_size": 32, "seed": 0, "progress": False}
+    interrupt_at = 3  # two of the four (attack, source) crafts are done
+    with ResultStore(path) as store, pytest.raises(KeyboardInterrupt):
+        transfer_matrix(models, None, SPECS, [EPS], data, store=store, **options)
+    with ResultStore(path) as store:
+        (run,) = store.list_runs()
+        assert (run["status"], run["units_done"], run["units_total"]) == ("interrupted", 2, 4)
+        calls.clear()
+        interrupt_at = 0
+        resumed = transfer_matrix(models, None, SPECS, [EPS], data, store=store, **options)
+        assert len(calls) == 2  # only the crafts that were not stored
+        assert _without_timings(resumed) == _without_timings(matrix)
+        assert store.get_run(run["run_id"]) == json.loads(json.dumps(resumed.to_dict()))
+        calls.clear()
+        again = transfer_matrix(models, None, SPECS, [EPS], data, store=store, **options)
+        assert not calls and _without_timings(again) == _without_timings(matrix)

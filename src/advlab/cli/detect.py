@@ -15,6 +15,7 @@ from advlab.cli.options import (
     Force,
     Quiet,
     Seed,
+    Store,
     build_config,
     console,
 )
@@ -57,6 +58,7 @@ def detect(
     batch_size: BatchSize = 128,
     seed: Seed = 0,
     device: Device = "auto",
+    store: Store = None,
     out: Annotated[
         str, typer.Option(help="Output folder for detection.json and report.html.")
     ] = "advlab-detect",
@@ -75,7 +77,7 @@ def detect(
         "n": n, "n_fit": n_fit, "fit_split": fit_split,
         "train_attack": AttackChoice.parse(train_attack, norm), "adaptive": adaptive,
         "adaptive_steps": adaptive_steps, "batch_size": batch_size, "seed": seed,
-        "device": device, "out": out, "report": report,
+        "device": device, "store": store, "out": out, "report": report,
     }  # fmt: skip
     options = {"attacks": ("attack", "norm"), "epsilons": "eps",
                "train_attack": ("train_attack", "norm")}  # fmt: skip

@@ -25,6 +25,9 @@ ConfigOption = Annotated[
 ]
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 Seed = Annotated[int, typer.Option(help="Random seed (data subset, random starts).")]
+Store = Annotated[
+    str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
+]
 BatchSize = Annotated[int, typer.Option(help="Images per batch.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 Force = Annotated[

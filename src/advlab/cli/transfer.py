@@ -15,6 +15,7 @@ from advlab.cli.options import (
     Force,
     Quiet,
     Seed,
+    Store,
     build_config,
     console,
 )
@@ -57,6 +58,7 @@ def transfer(
     batch_size: BatchSize = 128,
     seed: Seed = 0,
     device: Device = "auto",
+    store: Store = None,
     out: Annotated[
         str, typer.Option(help="Output folder for transfer.json, transfer.csv and heatmaps.")
     ] = "advlab-transfer",
@@ -78,7 +80,7 @@ def transfer(
         "attacks": [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)],
         "epsilons": [parse_epsilon(str(text)) for text in eps or []], "dataset": dataset,
         "data_dir": data_dir, "split": split, "n": n, "seed": seed, "batch_size": batch_size,
-        "device": device, "out": out, "report": report,
+        "device": device, "store": store, "out": out, "report": report,
     }  # fmt: skip
     options = {"sources": "source", "targets": "target", "attacks": ("attack", "norm"),
                "epsilons": "eps"}  # fmt: skip

@@ -15,9 +15,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from advlab.defenses.base import DefenseLayer, substitute
-
-# Defined here before advlab.defenses.base; evaluation/detection.py imports it from here.
-from advlab.defenses.base import describe as describe
 from advlab.errors import check
 
 

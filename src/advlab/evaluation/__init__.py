@@ -10,15 +10,15 @@
 """
 
 from advlab.evaluation.metrics import AttackOutcomes
-from advlab.evaluation.results import (
+from advlab.evaluation.spec import AttackSpec, derive_seed
+from advlab.evaluation.store import ResultStore, default_store_path
+from advlab.evaluation.sweep import BatchDone, evaluate
+from advlab.results import (
     AttackEvaluation,
     AttackExamples,
     Evaluation,
     without_timings,
 )
-from advlab.evaluation.runner import BatchDone, evaluate
-from advlab.evaluation.spec import AttackSpec, derive_seed
-from advlab.evaluation.store import ResultStore, default_store_path
 
 __all__ = [
     "AttackEvaluation",

@@ -7,186 +7,60 @@ an adversarial example that fails is no threat) and the share of all attacked im
 and the ROC AUC of telling them from the clean images. The false-positive rate is
 measured on the evaluated clean images, which the detector was not fitted on. With
 ``adaptive=True`` the same is measured for an attack that knows the detector
-(:class:`~advlab.defenses.detection.SqueezeAwarePGD` or
-:class:`~advlab.defenses.binary_detector.DetectorAwarePGD`), since a detector is only as
+(:class:`~advlab.defenses.SqueezeAwarePGD` or
+:class:`~advlab.defenses.DetectorAwarePGD`), since a detector is only as
 good as the best attack on model and detector together.
 """
 
 from __future__ import annotations
 
-import json
+import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
-import advlab
 from advlab.attacks import Attack
 from advlab.attacks.norms import Norm
 from advlab.data import ImageDataset
-from advlab.defenses.binary_detector import BinaryDetector, DetectorAwarePGD
-from advlab.defenses.detection import FeatureSqueezingDetector, SqueezeAwarePGD, auc, roc_curve
-from advlab.defenses.preprocess import describe
+from advlab.defenses import (
+    DETECTORS,
+    Detector,
+    DetectorAwareAttack,
+    adaptive_attack,
+    auc,
+    build_detector,
+    roc_curve,
+)
 from advlab.errors import AdvlabError, check
-from advlab.evaluation.spec import AttackSpec, check_sweep, derive_seed, weights_sha256
-from advlab.models import ImageClassifier
-from advlab.models.context import frozen_eval
+from advlab.evaluation.session import predict, session
+from advlab.evaluation.spec import (
+    IDENTITY_VERSION,
+    AttackSpec,
+    check_sweep,
+    data_sha256,
+    derive_seed,
+    run_id_of,
+    weights_sha256,
+)
+from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
+from advlab.results import DetectionEntry, DetectionEvaluation
 
 log = logging.getLogger(__name__)
 
-#: The detectors ``advlab detect --detector NAME`` can build.
-DETECTORS = {
-    "squeeze": "feature squeezing (Xu et al. 2018): L1 change of the softmax under squeezers",
-    "binary": "a classifier trained on the model's penultimate features, clean vs adversarial",
-}
-
-
-class Detector(Protocol):
-    """What the evaluation needs of a detector: a model, a threshold and scores."""
-
-    model: ImageClassifier
-    fpr: float
-    threshold: float | None
-
-    def score(self, images: torch.Tensor) -> torch.Tensor: ...
-
-
-def build_detector(
-    name: str,
-    model: ImageClassifier,
-    fpr: float = 0.05,
-    *,
-    training_attacks: Sequence[Attack] | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
-) -> FeatureSqueezingDetector | BinaryDetector:
-    """An unfitted detector by name; ``training_attacks`` are the binary detector's."""
-    check(name in DETECTORS, f"unknown detector '{name}': use {' or '.join(DETECTORS)}")
-    if name == "squeeze":
-        return FeatureSqueezingDetector(model, fpr=fpr, batch_size=batch_size)
-    return BinaryDetector(model, training_attacks, fpr, batch_size=batch_size, seed=seed)
-
-
-def adaptive_attack(
-    detector: Detector, eps: float, norm: Norm = "linf", steps: int = 40, seed: int | None = None
-) -> Attack:
-    """The attack on model and ``detector`` together, for a detector advlab knows."""
-    if isinstance(detector, FeatureSqueezingDetector):
-        return SqueezeAwarePGD(detector, eps=eps, steps=steps, norm=norm, seed=seed)
-    if isinstance(detector, BinaryDetector):
-        return DetectorAwarePGD(detector, eps=eps, steps=steps, norm=norm, seed=seed)
-    raise AdvlabError(
-        f"no adaptive attack is known for {type(detector).__name__}: pass adaptive=False"
-    )
-
-
-def detector_config(detector: Detector) -> dict[str, Any]:
-    """A detector's full configuration, threshold included, as plain JSON data."""
-    if isinstance(detector, BinaryDetector):
-        return detector.config()
-    if isinstance(detector, FeatureSqueezingDetector):
-        return {
-            "detector": "squeeze",
-            "squeezers": [describe(squeezer) for squeezer in detector.squeezers],
-            "fpr": detector.fpr,
-            "threshold": detector.threshold,
-        }
-    return {
-        "detector": type(detector).__name__,
-        "fpr": detector.fpr,
-        "threshold": detector.threshold,
-    }
-
-
-@dataclass
-class DetectionEntry:
-    """One attack at one eps against the detector. Rates are fractions in [0, 1].
-
-    ``attacked`` images were classified correctly and attacked; ``fooled`` of them now
-    fool the model. ``detection_rate`` is over the fooled ones, ``detection_rate_all``
-    over all attacked, ``evasion_rate`` (fooled and not flagged) over all attacked.
-    ``auc`` separates the clean images from the fooled adversarial examples, ``auc_all``
-    from all attacked ones; ``roc`` is the curve behind ``auc``. None where a set is empty.
-    """
-
-    attack: str
-    key: str
-    norm: str
-    eps: float
-    adaptive: bool
-    attacked: int
-    fooled: int
-    attack_success_rate: float | None
-    detection_rate: float | None
-    detection_rate_all: float | None
-    evasion_rate: float | None
-    auc: float | None
-    auc_all: float | None
-    roc: dict[str, list[float]]
-    seconds: float
-    config: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class DetectionEvaluation:
-    """A finished detection evaluation; :meth:`to_dict` is the detection.json content."""
-
-    model: str
-    weights_sha256: str
-    dataset: str
-    split: str
-    n: int
-    seed: int
-    device: str
-    detector: dict[str, Any]
-    fit: dict[str, Any]
-    clean_accuracy: float
-    false_positive_rate: float
-    results: list[DetectionEntry]
-    config: dict[str, Any]
-    seconds: float
-    advlab_version: str = field(default=advlab.__version__)
-
-    def entry(self, attack: str, eps: float) -> DetectionEntry:
-        """The entry for an attack (its name or key) at ``eps``."""
-        for entry in self.results:
-            if attack in (entry.attack, entry.key) and entry.eps == eps:
-                return entry
-        raise KeyError(f"no detection result for {attack} at eps {eps}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "advlab_version": self.advlab_version,
-            "model": self.model,
-            "weights_sha256": self.weights_sha256,
-            "dataset": self.dataset,
-            "split": self.split,
-            "n": self.n,
-            "seed": self.seed,
-            "device": self.device,
-            "detector": self.detector,
-            "fit": self.fit,
-            "clean_accuracy": self.clean_accuracy,
-            "fpr_target": self.detector.get("fpr"),
-            "false_positive_rate": self.false_positive_rate,
-            "results": [entry.to_dict() for entry in self.results],
-            "config": self.config,
-            "seconds": self.seconds,
-        }
-
-    def write_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        return path
+__all__ = [
+    "DETECTORS",
+    "DetectionEntry",
+    "DetectionEvaluation",
+    "Detector",
+    "adaptive_attack",
+    "build_detector",
+    "evaluate_detection",
+]
 
 
 def evaluate_detection(
@@ -203,11 +77,14 @@ def evaluate_detection(
     fit: dict[str, Any] | None = None,
     run_config: dict[str, Any] | None = None,
     progress: bool = True,
+    store: ResultStore | None = None,
 ) -> DetectionEvaluation:
     """Detection rates of a fitted ``detector`` on ``data`` under every attack and eps.
 
     ``data`` must not hold the images the detector was fitted on: its clean images
     measure the false-positive rate. ``fit`` describes the fitting data for the record.
+    With a ``store``, each (attack, eps) entry is stored as it is done, so the same call
+    after an interrupt resumes where it stopped.
     """
     attacks, epsilons = list(attacks), [float(eps) for eps in epsilons]
     check(len(data) > 0, "the data set is empty: give at least one image")
@@ -219,73 +96,91 @@ def evaluate_detection(
     device = model.device
     images, labels = data.images, data.labels
     clean_scores = detector.score(images)
-    predictions = _predict(model, images, batch_size)
+    predictions = predict(model, images, batch_size)
     correct = (predictions == labels).nonzero().squeeze(1)
     runs: list[tuple[AttackSpec | None, float]] = [
         (spec, eps) for spec in attacks for eps in epsilons
     ]
     if adaptive:
         runs += [(None, eps) for eps in epsilons]
-    entries = []
-    for spec, eps in runs:
-        if spec is None:
-            key = f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}"
-
-            def build(offset: int, eps: float = eps, key: str = key) -> Attack:
-                return adaptive_attack(
-                    detector,
-                    eps,
-                    adaptive_norm,
-                    adaptive_steps,
-                    derive_seed(seed, key, eps, offset),
-                )
-        else:
-            key = spec.key
-
-            def build(offset: int, eps: float = eps, spec: AttackSpec = spec) -> Attack:
-                return spec.build(eps, derive_seed(seed, spec.key, eps, offset))
-
-        entries.append(
-            _run_one(
-                detector,
-                build,
-                key,
-                eps,
-                images[correct],
-                labels[correct],
-                clean_scores,
-                batch_size,
-                device,
-                progress,
-            )  # fmt: skip
-        )
-    fpr = float((clean_scores > detector.threshold).float().mean())
     config = {
-        **(run_config or {}),
-        "attacks": [spec.to_dict() for spec in attacks],
-        "epsilons": epsilons,
-        "adaptive": adaptive,
-        "adaptive_steps": adaptive_steps,
-        "adaptive_norm": adaptive_norm,
-        "batch_size": batch_size,
-        "seed": seed,
-    }
-    return DetectionEvaluation(
-        model=str(getattr(model, "name", type(model).__name__)),
-        weights_sha256=weights_sha256(model),
-        dataset=data.name,
-        split=data.split,
-        n=len(data),
-        seed=seed,
-        device=str(device),
-        detector={**detector_config(detector), "description": repr(detector)},
-        fit=dict(fit or {}),
-        clean_accuracy=float((predictions == labels).float().mean()),
-        false_positive_rate=fpr,
-        results=entries,
-        config=config,
-        seconds=time.perf_counter() - started,
-    )
+        **(run_config or {}), "attacks": [spec.to_dict() for spec in attacks],
+        "epsilons": epsilons, "adaptive": adaptive, "adaptive_steps": adaptive_steps,
+        "adaptive_norm": adaptive_norm, "batch_size": batch_size, "seed": seed,
+    }  # fmt: skip
+    identity = {
+        "version": IDENTITY_VERSION, "kind": "detection",
+        "model": str(getattr(model, "name", type(model).__name__)),
+        "weights_sha256": weights_sha256(model), "dataset": data.name, "split": data.split,
+        "n": len(data), "data_sha256": data_sha256(data), "seed": seed,
+        # The detector by its settings and by what it makes of these very images.
+        "detector": detector.config(),
+        "clean_scores_sha256": _sha256(clean_scores),
+        **{key: config[key] for key in ("attacks", "epsilons", "adaptive", "adaptive_steps",
+                                        "adaptive_norm", "batch_size")},
+    }  # fmt: skip
+    run_id = run_id_of(identity)
+    entries = []
+    with session(store, run_id, identity, config, len(runs), "detection evaluation") as run:
+        stored = run.store.parts(run_id)
+        earlier = run.store.unit_seconds(run_id)
+        for index, (spec, eps) in enumerate(runs):
+            key = spec.key if spec is not None else (
+                f"{adaptive_attack(detector, eps, adaptive_norm).name}-{adaptive_norm}"
+            )  # fmt: skip
+            name = f"entry/{index}/{key}@{eps!r}"
+            if name in stored:
+                entries.append(_load_entry(stored[name][0]))
+                continue
+            build = functools.partial(_build, detector, spec, key, eps, adaptive_norm,
+                                      adaptive_steps, seed)  # fmt: skip
+            entry = _run_one(detector, build, key, eps, images[correct], labels[correct],
+                             clean_scores, batch_size, device, progress)  # fmt: skip
+            run.store.write_part(run_id, name, entry.to_dict(), entry.seconds)
+            entries.append(entry)
+        evaluation = DetectionEvaluation(
+            model=identity["model"], weights_sha256=identity["weights_sha256"],
+            dataset=data.name, split=data.split, n=len(data), seed=seed, device=str(device),
+            detector={**detector.config(), "description": repr(detector)},
+            fit=dict(fit or {}),
+            clean_accuracy=float((predictions == labels).float().mean()),
+            false_positive_rate=float((clean_scores > detector.threshold).float().mean()),
+            results=entries, config=config,
+            seconds=earlier + time.perf_counter() - started,
+        )  # fmt: skip
+        run.finish(evaluation.to_dict())
+    return evaluation
+
+
+def _sha256(values: torch.Tensor) -> str:
+    return hashlib.sha256(values.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _load_entry(data: dict[str, Any]) -> DetectionEntry:
+    try:
+        return DetectionEntry(**data)
+    except TypeError as error:
+        raise AdvlabError(
+            f"the results store holds an unreadable detection entry ({error}): move the store "
+            "away or pass another one"
+        ) from None
+
+
+def _build(
+    detector: Detector,
+    spec: AttackSpec | None,
+    key: str,
+    eps: float,
+    norm: Norm,
+    steps: int,
+    seed: int,
+    offset: int,
+) -> Attack:
+    """The attack of one batch: ``spec``, or (None) the adaptive attack on the detector."""
+    unit_seed = derive_seed(seed, key, eps, offset)
+    if spec is None:
+        return adaptive_attack(detector, eps, norm, steps, unit_seed)
+    return spec.build(eps, unit_seed)
 
 
 def _run_one(
@@ -328,7 +223,7 @@ def _run_one(
         key=key,
         norm=first.norm,
         eps=eps,
-        adaptive=isinstance(first, (SqueezeAwarePGD, DetectorAwarePGD)),
+        adaptive=isinstance(first, DetectorAwareAttack),
         attacked=attacked,
         fooled=fooled_count,
         attack_success_rate=_rate(fooled_count, attacked),
@@ -341,15 +236,6 @@ def _run_one(
         seconds=time.perf_counter() - started,
         config=config,
     )
-
-
-def _predict(model: ImageClassifier, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    with frozen_eval(model), torch.no_grad():
-        parts = [
-            model(images[start : start + batch_size].to(model.device)).argmax(1).cpu()
-            for start in range(0, images.shape[0], batch_size)
-        ]
-    return torch.cat(parts)
 
 
 def _rate(count: int, total: int) -> float | None:

@@ -23,75 +23,18 @@ images it classifies correctly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
 
 import torch
 
 from advlab.attacks import FGSM, PGD, Attack, Square
 from advlab.attacks.norms import Norm, get_norm
 from advlab.errors import check
+from advlab.evaluation.session import predict, run_attack
 from advlab.models import ImageClassifier
-from advlab.models.context import frozen_eval
+from advlab.results import Check
 
-Status = Literal["pass", "warn"]
 CHECKS = ("iterative", "white-box", "eps-sweep", "unbounded", "more-effort")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check: ``status`` is "pass" or "warn"; ``numbers`` are the rates it compared."""
-
-    name: str
-    status: Status
-    numbers: dict[str, float] = field(default_factory=dict)
-    explanation: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "pass"
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Check:
-        """The check that :meth:`to_dict` wrote (e.g. a stored one, to resume a comparison)."""
-        status = data["status"]
-        if status not in ("pass", "warn"):
-            raise ValueError(f"unknown check status {status!r}")
-        numbers = dict(data.get("numbers") or {})  # as stored: JSON keeps ints and floats apart
-        return cls(str(data["name"]), status, numbers, str(data.get("explanation", "")))
-
-
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Top-1 predictions (on the CPU), in batches, the model left as it was found."""
-    parts = []
-    device = getattr(model, "device", images.device)
-    with frozen_eval(model), torch.no_grad():
-        for start in range(0, images.shape[0], batch_size):
-            batch = images[start : start + batch_size].to(device)
-            parts.append(model(batch).argmax(dim=1).cpu())
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
-
-
-def run_attack(
-    attack: Attack,
-    model: torch.nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """The adversarial examples ``attack`` crafts on ``model``, in batches, on the CPU."""
-    device = getattr(model, "device", images.device)
-    parts = [
-        attack(model, images[s : s + batch_size].to(device), labels[s : s + batch_size].to(device))
-        .adversarial.detach()
-        .cpu()
-        for s in range(0, images.shape[0], batch_size)
-    ]
-    return torch.cat(parts) if parts else images.clone()
 
 
 def unbounded_eps(norm: Norm, image_shape: Sequence[int]) -> float:
@@ -212,8 +155,3 @@ def _compare(
     return Check(name, "warn" if warn else "pass", {high_key: high, low_key: low}, text)
 
 
-def summary(checks: Sequence[Check]) -> str:
-    """``"3 pass, 2 warn (white-box, unbounded)"``."""
-    warned = [c.name for c in checks if not c.passed]
-    text = f"{len(checks) - len(warned)} pass, {len(warned)} warn"
-    return f"{text} ({', '.join(warned)})" if warned else text

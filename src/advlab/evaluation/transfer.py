@@ -10,127 +10,35 @@ correctly, so a target's own mistakes never pass for transfer; on the diagonal (
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-import advlab
-from advlab.attacks import frozen_eval
 from advlab.data import ImageDataset
-from advlab.errors import check
-from advlab.evaluation.spec import AttackSpec, check_sweep, data_sha256, derive_seed, weights_sha256
+from advlab.errors import AdvlabError, check
+from advlab.evaluation.session import check_fits, model_device, predict, session
+from advlab.evaluation.spec import (
+    IDENTITY_VERSION,
+    AttackSpec,
+    check_sweep,
+    data_sha256,
+    derive_seed,
+    run_id_of,
+    weights_sha256,
+)
+from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
+from advlab.results import CSV_COLUMNS, TransferCell, TransferMatrix
 
-#: The columns of transfer.csv, in order: one row per (attack, eps, source, target).
-CSV_COLUMNS = (
-    "attack", "key", "norm", "eps", "targeted", "source", "target", "white_box",
-    "n_both_correct", "success_rate", "target_clean_accuracy", "target_adversarial_accuracy",
-    "source_clean_accuracy", "craft_seconds",
-)  # fmt: skip
+log = logging.getLogger(__name__)
 
-
-@dataclass
-class TransferCell:
-    """One (attack, eps, source, target). Rates and accuracies are fractions in [0, 1].
-
-    ``success_rate`` is over the ``n_both_correct`` images that source and target both
-    classify correctly (None when there are none); ``target_adversarial_accuracy`` is the
-    target's accuracy on all the transferred examples, ``target_clean_accuracy`` on all the
-    clean images. ``craft_seconds`` is the source's crafting time, shared by its targets.
-    """
-
-    attack: str
-    key: str
-    norm: str
-    eps: float
-    targeted: bool
-    source: str
-    target: str
-    white_box: bool
-    n_both_correct: int
-    success_rate: float | None
-    target_clean_accuracy: float
-    target_adversarial_accuracy: float
-    source_clean_accuracy: float
-    craft_seconds: float
-
-
-@dataclass
-class TransferMatrix:
-    """The result of :func:`transfer_matrix`; :meth:`to_dict` is the transfer.json content.
-
-    ``complete`` is False in the snapshots passed to ``on_update`` while work remains.
-    """
-
-    dataset: str
-    split: str
-    n: int
-    seed: int
-    batch_size: int
-    device: str
-    sources: list[str]
-    targets: list[str]
-    models: dict[str, dict[str, Any]]
-    attacks: list[dict[str, Any]]
-    epsilons: list[float]
-    indices_sha256: str
-    data_sha256: str
-    cells: list[TransferCell] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    complete: bool = False
-    seconds: float = 0.0
-    advlab_version: str = advlab.__version__
-
-    def cell(self, attack: str, eps: float, source: str, target: str) -> TransferCell:
-        """The cell of ``attack`` (its name or key) at ``eps`` from ``source`` to ``target``."""
-        for entry in self.cells:
-            if (attack in (entry.key, entry.attack) and entry.eps == eps
-                    and (entry.source, entry.target) == (source, target)):  # fmt: skip
-                return entry
-        raise KeyError(f"no cell for {attack} at eps {eps} from {source} to {target}")
-
-    def matrix(self, attack: str, eps: float, value: str = "success_rate") -> list[list[Any]]:
-        """``value`` of every cell, rows = sources and columns = targets (None if not run)."""
-        rows: list[list[Any]] = []
-        for source in self.sources:
-            row = []
-            for target in self.targets:
-                try:
-                    row.append(getattr(self.cell(attack, eps, source, target), value))
-                except KeyError:
-                    row.append(None)
-            rows.append(row)
-        return rows
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["cells"] = [asdict(cell) for cell in self.cells]
-        return {"kind": "transfer", **out}
-
-    def write_json(self, path: str | Path) -> Path:
-        return _write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
-
-    def csv_text(self) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for cell in self.cells:
-            row = asdict(cell)
-            writer.writerow({key: _csv_value(row[key]) for key in CSV_COLUMNS})
-        return buffer.getvalue()
-
-    def write_csv(self, path: str | Path) -> Path:
-        return _write_text(path, self.csv_text())
+__all__ = ["CSV_COLUMNS", "TransferCell", "TransferMatrix", "transfer_matrix"]
 
 
 def transfer_matrix(
@@ -145,6 +53,7 @@ def transfer_matrix(
     progress: bool = True,
     run_config: dict[str, Any] | None = None,
     on_update: Callable[[TransferMatrix], None] | None = None,
+    store: ResultStore | None = None,
 ) -> TransferMatrix:
     """Craft every attack at every eps on each source; classify the examples with each target.
 
@@ -152,7 +61,9 @@ def transfer_matrix(
     defaults to ``sources``, and a name in both must be the same model. Attacks run on
     every image, with the seed of each (attack, eps, batch) derived from ``seed`` (the
     same random starts for every source). ``on_update`` receives the partial result after
-    each source is done, e.g. to write it to disk as it grows.
+    each source is done, e.g. to write it to disk as it grows. With a ``store``, each
+    source's crafted examples (as every target classified them) are stored as they are
+    done, so the same call after an interrupt resumes where it stopped.
     """
     targets = dict(sources) if targets is None else dict(targets)
     sources = dict(sources)
@@ -163,10 +74,10 @@ def transfer_matrix(
     check(len(dataset) > 0, "the data set is empty: give at least one image")
     check_sweep(attacks, epsilons, batch_size)
     models = _union(sources, targets)
-    _check_compatible(models, dataset)
-    device = _device(next(iter(models.values())))
+    check_fits(models, dataset, "transfer needs models of one data set that share their classes")
+    device = model_device(next(iter(models.values())))
     start = time.perf_counter()
-    clean = {name: _predict(model, dataset, batch_size, device) for name, model in models.items()}
+    clean = {name: predict(model, dataset, batch_size).numpy() for name, model in models.items()}
     labels = dataset.labels.numpy()
     correct = {name: pred == labels for name, pred in clean.items()}
     result = TransferMatrix(
@@ -187,27 +98,88 @@ def transfer_matrix(
         data_sha256=data_sha256(dataset),
         config=dict(run_config or {}),
     )  # fmt: skip
-    total = len(attacks) * len(epsilons) * len(sources) * len(dataset)
-    with progress_bar(total, "crafting transfer examples", enabled=progress) as advance:
-        for spec in attacks:
-            for eps in epsilons:
-                for source, model in sources.items():
-                    craft_start = time.perf_counter()
-                    adv_pred, goal = _craft_and_classify(
-                        spec, eps, model, targets, dataset, batch_size, seed, device, advance
-                    )
-                    seconds = time.perf_counter() - craft_start
-                    for target in targets:
-                        result.cells.append(_cell(
-                            spec, eps, source, target, correct, adv_pred[target], goal, labels,
-                            seconds,
-                        ))  # fmt: skip
-                    result.seconds = time.perf_counter() - start
-                    if on_update is not None:
-                        on_update(result)
-    result.complete = True
-    result.seconds = time.perf_counter() - start
+    identity = _identity(result)
+    run_id = run_id_of(identity)
+    units = len(attacks) * len(epsilons) * len(sources)
+    total = units * len(dataset)
+    with session(store, run_id, identity, result.config, units, "transfer matrix") as run:
+        stored = run.store.parts(run_id)
+        earlier = run.store.unit_seconds(run_id)  # what the stored crafts took
+        if run.resumed:
+            log.info("resuming transfer matrix %s: %d of %d crafts stored in %s",
+                     run_id, len(stored), units, run.store.path)  # fmt: skip
+        with progress_bar(total, "crafting transfer examples", enabled=progress) as advance:
+            for spec in attacks:
+                for eps in epsilons:
+                    for source, model in sources.items():
+                        name = f"craft/{spec.key}@{eps!r}/{source}"
+                        if name in stored:
+                            adv_pred, goal, seconds = _load_craft(stored[name], targets)
+                            advance(len(dataset))
+                        else:
+                            craft_start = time.perf_counter()
+                            adv_pred, goal = _craft_and_classify(
+                                spec, eps, model, targets, dataset, batch_size, seed, device,
+                                advance,
+                            )  # fmt: skip
+                            seconds = time.perf_counter() - craft_start
+                            _store_craft(run.store, run_id, name, adv_pred, goal, seconds)
+                        for target in targets:
+                            result.cells.append(_cell(
+                                spec, eps, source, target, correct, adv_pred[target], goal,
+                                labels, seconds,
+                            ))  # fmt: skip
+                        result.seconds = earlier + time.perf_counter() - start
+                        if on_update is not None:
+                            on_update(result)
+        result.complete = True
+        result.seconds = earlier + time.perf_counter() - start
+        run.finish(result.to_dict())
     return result
+
+
+def _identity(result: TransferMatrix) -> dict[str, Any]:
+    """What decides the numbers of a transfer matrix (its run id is a hash of it)."""
+    return {
+        "version": IDENTITY_VERSION, "kind": "transfer",
+        "model": ", ".join(result.sources), "dataset": result.dataset, "split": result.split,
+        "n": result.n, "seed": result.seed, "batch_size": result.batch_size,
+        "indices_sha256": result.indices_sha256, "data_sha256": result.data_sha256,
+        "sources": {name: result.models[name]["weights_sha256"] for name in result.sources},
+        "targets": {name: result.models[name]["weights_sha256"] for name in result.targets},
+        "attacks": [{key: spec[key] for key in ("name", "norm", "params")}
+                    for spec in result.attacks],
+        "epsilons": result.epsilons,
+    }  # fmt: skip
+
+
+def _store_craft(
+    store: ResultStore,
+    run_id: str,
+    name: str,
+    adv_pred: dict[str, np.ndarray],
+    goal: np.ndarray | None,
+    seconds: float,
+) -> None:
+    """One source's crafted examples as every target classified them, and the goals."""
+    arrays = {f"pred/{target}": pred for target, pred in adv_pred.items()}
+    if goal is not None:
+        arrays["goal"] = goal
+    store.write_part(run_id, name, {"seconds": seconds}, seconds, arrays)
+
+
+def _load_craft(
+    part: tuple[dict[str, Any], dict[str, np.ndarray]], targets: Mapping[str, nn.Module]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, float]:
+    data, arrays = part
+    try:
+        adv_pred = {target: arrays[f"pred/{target}"] for target in targets}
+        return adv_pred, arrays.get("goal"), float(data["seconds"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise AdvlabError(
+            f"the results store holds an unreadable transfer craft ({error!r}): move the store "
+            "away or pass another one"
+        ) from None
 
 
 # -- the work -----------------------------------------------------------------------------
@@ -232,7 +204,7 @@ def _craft_and_classify(
         attack = spec.build(eps, derive_seed(seed, spec.key, eps, offset))
         result = attack(source, images.to(device), labels.to(device))
         for name, target in targets.items():
-            predictions[name].append(_labels_of(target, result.adversarial))
+            predictions[name].append(predict(target, result.adversarial, batch_size).numpy())
         if result.targets is not None:
             goals.append(result.targets.cpu().numpy().astype(np.int64))
         advance(int(labels.shape[0]))
@@ -266,19 +238,6 @@ def _cell(
     )  # fmt: skip
 
 
-def _labels_of(model: nn.Module, images: torch.Tensor) -> np.ndarray:
-    with torch.no_grad(), frozen_eval(model):
-        logits = model(images.to(_device(model)))
-    return logits.argmax(dim=1).cpu().numpy().astype(np.int64)
-
-
-def _predict(
-    model: nn.Module, dataset: ImageDataset, batch_size: int, device: torch.device
-) -> np.ndarray:
-    parts = [_labels_of(model, images.to(device)) for _, images, _ in dataset.batches(batch_size)]
-    return np.concatenate(parts)
-
-
 # -- checks -------------------------------------------------------------------------------
 
 
@@ -290,56 +249,3 @@ def _union(sources: dict[str, nn.Module], targets: dict[str, nn.Module]) -> dict
               f"the name '{name}' is given to two different models: name each model "
               "once")  # fmt: skip
     return models
-
-
-def _check_compatible(models: Mapping[str, nn.Module], dataset: ImageDataset) -> None:
-    """All models must read the data set's images and share its classes."""
-    for name, model in models.items():
-        shape = tuple(getattr(model, "input_shape", ()) or ())
-        if shape and all(shape):
-            check(shape == dataset.image_shape,
-                  f"model '{name}' expects images of shape {shape} but data set "
-                  f"'{dataset.name}' has {dataset.image_shape}: transfer needs models of one "
-                  "data set")  # fmt: skip
-    counts = {name: int(getattr(model, "num_classes", 0) or 0) for name, model in models.items()}
-    known = {name: count for name, count in counts.items() if count}
-    described = ", ".join(f"'{name}' {count}" for name, count in known.items())
-    check(len(set(known.values())) <= 1,
-          f"the models have different numbers of classes ({described}): transfer needs "
-          "models that share their classes")  # fmt: skip
-    top = int(dataset.labels.max())
-    for name, count in known.items():
-        check(top < count,
-              f"data set '{dataset.name}' has label {top} but model '{name}' has only {count} "
-              "classes: pick a matching model and data set")  # fmt: skip
-
-
-def _device(model: nn.Module) -> torch.device:
-    device = getattr(model, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)  # reads back as the same float
-    text = str(value)
-    # A model name such as "=cmd" would run as a spreadsheet formula (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
-def _write_text(path: str | Path, text: str) -> Path:
-    """Write through a temporary file, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path

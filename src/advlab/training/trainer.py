@@ -51,7 +51,6 @@ from advlab.training.validation import (
     stop_reason,
 )
 
-
 #: ``(out_dir, config, history, stopped)``: writes a run's report page after each epoch.
 ReportWriter = Callable[[Path, TrainConfig, list[EpochRecord], str | None], object]
 

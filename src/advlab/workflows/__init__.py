@@ -9,7 +9,6 @@ unless ``force=True``.
 
 from advlab.workflows.attack import AttackOutput, run_attack
 from advlab.workflows.base import AttackChoice, parse_epsilon
-from advlab.workflows.common import check_compatible
 from advlab.workflows.config import (
     AttackConfig,
     DefendConfig,
@@ -41,7 +40,6 @@ __all__ = [
     "TrainOutput",
     "TransferConfig",
     "TransferOutput",
-    "check_compatible",
     "demo_config",
     "load_target",
     "parse_epsilon",

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from advlab.data import ImageDataset
+from advlab.evaluation.session import check_fit
 from advlab.models import load_model, resolve_device
-from advlab.workflows.common import check_compatible, load_data, prepare_folder, write_config
+from advlab.workflows.common import load_data, prepare_folder, write_config
 from advlab.workflows.config import AttackConfig
 
 RESULT_FILES = ("adversarial.npz", "attack.json")
@@ -36,7 +37,7 @@ def run_attack(config: AttackConfig, *, progress: bool = True, force: bool = Fal
     out_dir = prepare_folder(config, force=force, results=RESULT_FILES)
     model = load_model(config.model, weights=config.weights, device=resolve_device(config.device))
     data = load_data(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
-    check_compatible(model, data)
+    check_fit(model, data)
     choice = config.attack
     attack = get_attack(choice.name)(
         eps=config.eps, norm=choice.norm, seed=config.seed, **choice.params

@@ -10,30 +10,12 @@ from pathlib import Path
 import yaml
 
 from advlab.data import ImageDataset, load_dataset
-from advlab.errors import AdvlabError, check
-from advlab.models import ImageClassifier
+from advlab.errors import AdvlabError
 from advlab.workflows.base import RunConfig
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
-
-
-def check_compatible(model: ImageClassifier, data: ImageDataset) -> None:
-    """The data set must fit the model before any work starts."""
-    if model.input_shape and all(model.input_shape):
-        check(
-            tuple(model.input_shape) == data.image_shape,
-            f"model '{model.name}' expects images of shape {tuple(model.input_shape)} but data set "
-            f"'{data.name}' has {data.image_shape}: pick a matching model and data set",
-        )
-    if model.num_classes and len(data):
-        top = int(data.labels.max())
-        check(
-            top < model.num_classes,
-            f"data set '{data.name}' has label {top} but model '{model.name}' has only "
-            f"{model.num_classes} classes",
-        )
 
 
 def load_data(

@@ -190,6 +190,7 @@ class DetectConfig(_Sweep):
     batch_size: int = Field(default=128, gt=0)
     seed: int = 0
     device: str = "auto"
+    store: str | None = None
     out: str = "advlab-detect"
     report: bool = False
 
@@ -244,6 +245,7 @@ class TransferConfig(_Sweep):
     seed: int = 0
     batch_size: int = Field(default=128, gt=0)
     device: str = "auto"
+    store: str | None = None
     out: str = "advlab-transfer"
     report: bool = False
 

@@ -11,8 +11,9 @@ import torch
 
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
+from advlab.evaluation.session import check_fit
 from advlab.models import load_model, resolve_device
-from advlab.workflows.common import check_compatible, load_data, prepare_folder, write_config
+from advlab.workflows.common import load_data, prepare_folder, write_config
 from advlab.workflows.config import DefendConfig
 
 RESULT_FILES = ("defend.json",)
@@ -44,11 +45,11 @@ def run_defend(config: DefendConfig, *, progress: bool = True, force: bool = Fal
     device = resolve_device(config.device)
     model = load_model(config.model, weights=config.weights, device=device)
     data = load_data(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
-    check_compatible(model, data)
+    check_fit(model, data)
     candidates = [defense_candidate(model, spec) for spec in config.defenses]
     for name in config.defended_models:
         defended = load_model(name, device=device)
-        check_compatible(defended, data)
+        check_fit(defended, data)
         candidates.append(model_candidate(defended, name))
     if config.detectors:
         fit = _held_out_images(config, data)

@@ -17,10 +17,11 @@ import numpy as np
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
 from advlab.evaluation.detection import build_detector, evaluate_detection
+from advlab.evaluation.session import check_fit
 from advlab.evaluation.spec import AttackSpec
+from advlab.evaluation.store import ResultStore
 from advlab.models import load_model, resolve_device
 from advlab.workflows.common import (
-    check_compatible,
     load_data,
     prepare_folder,
     write_config,
@@ -71,7 +72,7 @@ def run_detection(
         config.dataset, config.n, config.n_fit, seed=config.seed,
         fit_split=config.fit_split, data_dir=config.data_dir,
     )  # fmt: skip
-    check_compatible(model, test)
+    check_fit(model, test)
     train = AttackSpec(config.train_attack.name, config.train_attack.norm,
                        dict(config.train_attack.params))  # fmt: skip
     detector = build_detector(
@@ -98,6 +99,7 @@ def run_detection(
         fit=_describe(fit_data),
         run_config=config.model_dump(),
         progress=progress,
+        store=ResultStore(config.store) if config.store else ResultStore(),
     )
     results = evaluation.to_dict()
     results_path = evaluation.write_json(out_dir / "detection.json")

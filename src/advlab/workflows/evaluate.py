@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from advlab.errors import check
+from advlab.evaluation.session import check_fit
 from advlab.models import ImageClassifier, load_model, resolve_device
 from advlab.targets import Target, TargetClassifier
-from advlab.workflows.common import check_compatible, load_data, prepare_folder, write_config
+from advlab.workflows.common import load_data, prepare_folder, write_config
 from advlab.workflows.config import EvaluateConfig
 
 RESULT_FILES = ("results.json",)
@@ -44,7 +45,7 @@ def run_evaluation(
     )
     data = load_data(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
     if not config.target:
-        check_compatible(model, data)
+        check_fit(model, data)
     specs = [AttackSpec(name=a.name, norm=a.norm, params=dict(a.params)) for a in config.attacks]
     base = model
     if config.defense:

@@ -31,7 +31,7 @@ def run_transfer(
 
     The partial matrix is written to ``transfer.json`` after each source.
     """
-    from advlab.evaluation import AttackSpec
+    from advlab.evaluation import AttackSpec, ResultStore
     from advlab.evaluation.transfer import transfer_matrix
     from advlab.models import load_model, resolve_device
     from advlab.reports.transfer import save_transfer_heatmaps, write_transfer_report
@@ -56,6 +56,7 @@ def run_transfer(
         {spec: models[spec] for spec in config.targets},
         specs, config.epsilons, data, batch_size=config.batch_size, seed=config.seed,
         progress=progress, run_config=config.model_dump(), on_update=save,
+        store=ResultStore(config.store) if config.store else ResultStore(),
     )  # fmt: skip
     save(matrix)
     results = matrix.to_dict()

@@ -9,10 +9,9 @@ so a resumed run ends with exactly the numbers of an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +19,12 @@ import numpy as np
 import torch
 
 import advlab
-from advlab.attacks import frozen_eval
+import advlab.evaluation.metrics as metrics
 from advlab.attacks.norms import perturbation_norms
 from advlab.data import ImageDataset
-from advlab.errors import AdvlabError, check
-from advlab.evaluation import metrics
-from advlab.evaluation.results import AttackEvaluation, AttackExamples, Evaluation
+from advlab.errors import check
+from advlab.evaluation.replay import replaying
+from advlab.evaluation.session import check_fit, model_device, predict_top, session
 from advlab.evaluation.spec import (
     AttackSpec,
     check_sweep,
@@ -35,6 +34,8 @@ from advlab.evaluation.spec import (
 )
 from advlab.evaluation.store import CLEAN_KEY, CleanRows, ResultStore, UnitRows
 from advlab.models import ImageClassifier
+from advlab.progress import progress_bar
+from advlab.results import AttackEvaluation, AttackExamples, Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -79,68 +80,23 @@ def evaluate(
     check(len(dataset) > 0, "the data set is empty: give at least one image")
     check(examples >= 0, f"examples must be >= 0, got {examples}")
     check_sweep(attacks, epsilons, batch_size)
-    _check_fits(model, dataset)
+    check_fit(model, dataset)
     identity = run_identity(model, dataset, attacks, epsilons, batch_size, seed)
     run_id = run_id_of(identity)
     config = {
         **(run_config or {}), "batch_size": batch_size, "seed": seed, "epsilons": epsilons,
         "attacks": [spec.to_dict() for spec in attacks],
     }  # fmt: skip
-    with contextlib.ExitStack() as stack:
-        if store is None:
-            store = stack.enter_context(ResultStore(":memory:"))
-        sweep = _Sweep(model, dataset, attacks, epsilons, batch_size, seed, store, run_id, examples)
-        resumed = store.start_run(run_id, identity, config, sweep.units_total)
-        done = store.done_units(run_id)
-        if resumed:
+    sweep = _Sweep(model, dataset, attacks, epsilons, batch_size, seed, run_id, examples)
+    with session(store, run_id, identity, config, sweep.units_total, "evaluation") as run:
+        if run.resumed:
             log.info("resuming run %s: %d of %d units already stored in %s",
-                     run_id, len(done), sweep.units_total, store.path)  # fmt: skip
-        try:
-            sweep.run(done, progress, on_batch)
-            evaluation = _collect(sweep, identity, config)
-        except KeyboardInterrupt:
-            _mark(store, run_id, "interrupted")
-            log.warning("interrupted: run %s is saved in %s; run the same evaluation again to "
-                        "resume it", run_id, store.path)  # fmt: skip
-            raise
-        except BaseException:
-            _mark(store, run_id, "failed")
-            raise
-        store.finish_run(run_id, evaluation.to_dict())
+                     run_id, len(run.done), sweep.units_total, run.store.path)  # fmt: skip
+        sweep.store = run.store
+        sweep.run(run.done, progress, on_batch)
+        evaluation = _collect(sweep, identity, config)
+        run.finish(evaluation.to_dict())
     return evaluation
-
-
-def _mark(store: ResultStore, run_id: str, status: str) -> None:
-    # Never let a failing store hide the error that stopped the run.
-    with contextlib.suppress(AdvlabError):
-        store.set_status(run_id, status)
-
-
-def _check_fits(model: ImageClassifier, dataset: ImageDataset) -> None:
-    shape = tuple(getattr(model, "input_shape", ()) or ())
-    if shape and all(shape):
-        check(shape == dataset.image_shape,
-              f"model '{model.name}' expects images of shape {shape} but data set "
-              f"'{dataset.name}' has {dataset.image_shape}: pick a matching model and data "
-              "set")  # fmt: skip
-    num_classes = int(getattr(model, "num_classes", 0) or 0)
-    if num_classes:
-        top = int(dataset.labels.max())
-        check(top < num_classes,
-              f"data set '{dataset.name}' has label {top} but model '{model.name}' has only "
-              f"{num_classes} classes: pick a matching model and data set")  # fmt: skip
-
-
-def _softmax_top(model: torch.nn.Module, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class and its softmax probability, per image."""
-    with torch.no_grad(), frozen_eval(model):
-        logits = model(images).float()
-    check(bool(torch.isfinite(logits).all()),
-          f"model '{getattr(model, 'name', '?')}' returned NaN or infinite logits: check its "
-          "weights and that it takes images in [0, 1]")  # fmt: skip
-    probabilities = torch.softmax(logits, dim=1)
-    confidence, prediction = probabilities.max(dim=1)
-    return prediction.cpu().numpy().astype(np.int64), confidence.cpu().numpy().astype(np.float64)
 
 
 class _Sweep:
@@ -154,14 +110,14 @@ class _Sweep:
         epsilons: list[float],
         batch_size: int,
         seed: int,
-        store: ResultStore,
         run_id: str,
         examples: int,
     ) -> None:
         self.model, self.dataset, self.attacks, self.epsilons = model, dataset, attacks, epsilons
-        self.batch_size, self.seed, self.store, self.run_id = batch_size, seed, store, run_id
+        self.batch_size, self.seed, self.run_id = batch_size, seed, run_id
+        self.store: ResultStore  # set when the session has opened the run
         self.examples = examples
-        self.device = _model_device(model)
+        self.device = model_device(model)
         self.offsets = list(range(0, len(dataset), batch_size))
         self.units_total = len(self.offsets) * (1 + len(attacks) * len(epsilons))
 
@@ -176,13 +132,13 @@ class _Sweep:
         def finished(attack: str | None, eps: float | None, offset: int, seconds: float) -> None:
             nonlocal count
             count += 1
-            advance()
+            bar()
             if on_batch is not None:
                 size = min(self.batch_size, len(self.dataset) - offset)
                 on_batch(BatchDone(attack, eps, offset, size, count, self.units_total, seconds))
 
-        with _progress_bar(self.units_total, len(done), progress) as (describe, advance):
-            describe("clean")
+        with progress_bar(self.units_total, "evaluating", progress, len(done)) as bar:
+            bar.describe("clean")
             for offset in self.offsets:
                 if (CLEAN_KEY, 0.0, offset) not in done:
                     finished(None, None, offset, self._clean_unit(offset))
@@ -190,7 +146,7 @@ class _Sweep:
             for spec in self.attacks:
                 key = spec.key
                 for eps in self.epsilons:
-                    describe(f"{key} eps={eps:.4g}")
+                    bar.describe(f"{key} eps={eps:.4g}")
                     for offset in self.offsets:
                         if (key, eps, offset) not in done:
                             seconds = self._attack_unit(spec, key, eps, offset, clean)
@@ -203,7 +159,7 @@ class _Sweep:
     def _clean_unit(self, offset: int) -> float:
         start = time.perf_counter()
         images, labels = self._batch(offset)
-        prediction, confidence = _softmax_top(self.model, images)
+        prediction, confidence = predict_top(self.model, images)
         seconds = time.perf_counter() - start
         self.store.write_clean(
             self.run_id, offset, labels.cpu().numpy(), prediction, confidence, seconds
@@ -229,9 +185,11 @@ class _Sweep:
         if index.size:
             attack = spec.build(eps, derive_seed(self.seed, key, eps, offset))
             chosen = torch.from_numpy(index).to(self.device)
-            result = attack(self.model, images[chosen], labels[chosen])
+            # A query-only target answers from the store what an earlier attempt paid for.
+            model = replaying(self.model, self.store, (self.run_id, key, eps, offset))
+            result = attack(model, images[chosen], labels[chosen])
             adversarial[chosen] = result.adversarial
-            pred[index], conf[index] = _softmax_top(self.model, result.adversarial)
+            pred[index], conf[index] = predict_top(self.model, result.adversarial)
             norms = perturbation_norms(result.adversarial, images[chosen])
             linf[index] = norms["linf"].double().cpu().numpy()
             l2[index] = norms["l2"].double().cpu().numpy()
@@ -331,36 +289,3 @@ def _as_examples(
                 adv_conf=tensors["adv_conf"],
             )  # fmt: skip
     return out
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    device = getattr(model, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _progress_bar(
-    total: int, completed: int, enabled: bool
-) -> Iterator[tuple[Callable[[str], None], Callable[[], None]]]:
-    """One bar over all units: yields ``describe(text)`` and ``advance()``; silent if disabled."""
-    if not enabled:
-        yield (lambda _text: None), (lambda: None)
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns) as bar:
-        task = bar.add_task("evaluating", total=total, completed=completed)
-        yield (lambda text: bar.update(task, description=text)), (lambda: bar.advance(task))
