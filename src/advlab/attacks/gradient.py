@@ -37,6 +37,13 @@ The hooks:
 ``run`` returns ``(adversarial, queries)``: the points, projected into ball ∩ [0, 1], and
 the gradient evaluations spent per image (int64, on the CPU). The loop does not touch the
 model's mode or the RNG: :class:`advlab.attacks.Attack` does (``frozen_eval``, seeds).
+``channels_last=False`` feeds the model the points as they are (TRADES; see
+:func:`loss_gradient`).
+
+An attack on a classifier *and* a detector is the same loop: ``model`` returns
+``(logits, detector score)``, the objective reads both (e.g. ``min(margin, kappa) -
+penalty * relu(score - threshold)``), and an :class:`Update` with ``observes_last`` keeps,
+per image, the last iterate that fools the classifier unseen by the detector.
 """
 
 from __future__ import annotations
