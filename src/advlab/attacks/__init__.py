@@ -6,6 +6,7 @@ norm-specific math lives on ball objects (:mod:`advlab.attacks.norms`), the blac
 attacks are in :mod:`advlab.attacks.blackbox`.
 """
 
+from advlab.attacks.apgd import APGD, APGDT
 from advlab.attacks.base import ATTACKS, Attack, AttackResult, frozen_eval, get_attack
 from advlab.attacks.blackbox import HopSkipJump, SimBA, Square, Transfer, evaluate_transfer
 from advlab.attacks.deepfool import DeepFool
@@ -14,6 +15,8 @@ from advlab.attacks.mim import MIM
 from advlab.attacks.pgd import BIM, PGD
 
 __all__ = [
+    "APGD",
+    "APGDT",
     "ATTACKS",
     "BIM",
     "FGSM",
