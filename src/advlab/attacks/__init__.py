@@ -9,6 +9,7 @@ attacks are in :mod:`advlab.attacks.blackbox`.
 from advlab.attacks.apgd import APGD, APGDT
 from advlab.attacks.base import ATTACKS, Attack, AttackResult, frozen_eval, get_attack
 from advlab.attacks.blackbox import HopSkipJump, SimBA, Square, Transfer, evaluate_transfer
+from advlab.attacks.cascade import SUITES, Cascade, CascadeResult, suite
 from advlab.attacks.deepfool import DeepFool
 from advlab.attacks.fgsm import FGSM
 from advlab.attacks.mim import MIM
@@ -18,6 +19,7 @@ __all__ = [
     "APGD",
     "APGDT",
     "ATTACKS",
+    "SUITES",
     "BIM",
     "FGSM",
     "MIM",
@@ -28,8 +30,11 @@ __all__ = [
     "Transfer",
     "Attack",
     "AttackResult",
+    "Cascade",
+    "CascadeResult",
     "DeepFool",
     "evaluate_transfer",
     "frozen_eval",
     "get_attack",
+    "suite",
 ]
