@@ -125,10 +125,9 @@ class Cascade:
             broken_by[broken.cpu()] = stage
             log.info("%s: %d of %d images still robust (%.1f s)", label,
                      int(robust.sum()), images.shape[0], seconds[label])  # fmt: skip
-        return CascadeResult(
-            adversarial, ~robust, sum(queries.values()), None, tuple(self.attacks),
-            broken_by, queries, seconds,
-        )  # fmt: skip
+        total = torch.stack(list(queries.values())).sum(0)
+        return CascadeResult(adversarial, ~robust, total, None, tuple(self.attacks),
+                             broken_by, queries, seconds)  # fmt: skip
 
 
 # -- presets --------------------------------------------------------------------------------
