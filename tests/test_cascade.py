@@ -61,7 +61,7 @@ def test_the_cascade_is_the_worst_case_of_its_attacks(small_mnist_model, batch) 
 def test_presets_and_their_checks() -> None:
     assert sorted(SUITES) == ["fast", "quick", "standard"]
     standard = suite("standard", 8 / 255)
-    assert list(standard.attacks) == ["apgd-ce", "apgd-t", "square"]
+    assert list(standard.attacks) == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert standard.attacks["square"].max_queries == 5000
     assert standard.attacks["apgd-t"].n_target_classes == 9
     assert list(suite("fast", 0.5, "l2").attacks) == ["apgd-ce", "apgd-t"]

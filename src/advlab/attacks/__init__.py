@@ -11,6 +11,7 @@ from advlab.attacks.base import ATTACKS, Attack, AttackResult, frozen_eval, get_
 from advlab.attacks.blackbox import HopSkipJump, SimBA, Square, Transfer, evaluate_transfer
 from advlab.attacks.cascade import SUITES, Cascade, CascadeResult, suite
 from advlab.attacks.deepfool import DeepFool
+from advlab.attacks.fab import FABT
 from advlab.attacks.fgsm import FGSM
 from advlab.attacks.mim import MIM
 from advlab.attacks.pgd import BIM, PGD
@@ -21,6 +22,7 @@ __all__ = [
     "ATTACKS",
     "SUITES",
     "BIM",
+    "FABT",
     "FGSM",
     "MIM",
     "PGD",
