@@ -3,7 +3,8 @@
 Importing this package registers every attack by name (``get_attack("pgd")``). The
 white-box attacks are hooks of one gradient loop (:mod:`advlab.attacks.gradient`), the
 norm-specific math lives on ball objects (:mod:`advlab.attacks.norms`), the black-box
-attacks are in :mod:`advlab.attacks.blackbox`.
+attacks are in :mod:`advlab.attacks.blackbox`. A :class:`Cascade` runs several attacks as
+one per-image worst case; :func:`suite` builds the presets ("standard", "fast", "quick").
 """
 
 from advlab.attacks.apgd import APGD, APGDT

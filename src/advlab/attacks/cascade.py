@@ -48,8 +48,9 @@ class CascadeResult(AttackResult):
 
     ``broken_by`` per image: :data:`ROBUST`, :data:`CLEAN` or ``i`` for the i-th attack
     of ``stages`` (1-based). ``queries_by_attack`` holds each attack's queries per image
-    (0 where it did not run), ``seconds_by_attack`` its wall-clock time; ``queries`` is
-    their sum.
+    (0 where it did not run) in the attack's own unit (gradient evaluations for white-box
+    attacks, forward queries for black-box ones), ``seconds_by_attack`` its wall-clock
+    time; ``queries`` is their sum.
     """
 
     stages: tuple[str, ...] = ()
