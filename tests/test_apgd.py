@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from advlab.attacks import APGD, APGDT, PGD, get_attack
+from advlab.attacks import APGD, APGDT, FABT, PGD, get_attack
 from advlab.attacks.apgd import APGDStep, checkpoints, dlr_loss, dlr_targeted_loss
 from advlab.attacks.norms import get_norm, perturbation_norms
 from advlab.errors import AdvlabError
@@ -144,6 +144,35 @@ def test_registered_and_checked() -> None:
         APGD(0.1, 2, loss="dlr")(two_classes, images, labels)
     with pytest.raises(AdvlabError, match="at least 4 classes"):
         APGDT(0.1, 2)(two_classes, images, labels)
+
+
+#: Operations that wait for the device (a host sync on a GPU).
+SYNCS = {"aten::nonzero", "aten::_local_scalar_dense", "aten::is_nonzero", "aten::item"}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda steps: APGD(1e-4, steps, early_stop=False, seed=0),
+        lambda steps: APGDT(1e-4, steps, n_target_classes=2, early_stop=False, seed=0),
+        lambda steps: FABT(1e-4, steps, n_target_classes=2, seed=0),
+    ],
+    ids=["apgd", "apgd-t", "fab-t"],
+)
+def test_no_host_sync_per_step(small_mnist_model, mnist_sample, make) -> None:
+    """Without early stop, the waits for the device do not grow with the steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, images = small_mnist_model, mnist_sample[0][:6]
+    with torch.no_grad():
+        labels = model(images).argmax(1)  # robust at this eps: every step runs
+
+    def syncs(steps: int) -> dict[str, int]:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            make(steps)(model, images, labels)
+        return {e.key: e.count for e in prof.key_averages() if e.key in SYNCS}
+
+    assert syncs(3) == syncs(12)
 
 
 # -- torchattacks 3.5.1 (a port of the reference implementation) as a referee ----------------
