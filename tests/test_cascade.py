@@ -77,6 +77,15 @@ def test_presets_and_their_checks() -> None:
         Cascade({})
 
 
+def test_bad_input_gets_the_attacks_one_line_errors(small_mnist_model) -> None:
+    with pytest.raises(AdvlabError, match=r"images must be in \[0, 1\]"):
+        suite("quick", EPS)(
+            small_mnist_model, torch.full((2, 1, 28, 28), 255.0), torch.zeros(2).long()
+        )
+    with pytest.raises(AdvlabError, match="torch.nn.Module"):
+        suite("quick", EPS)(lambda x: x, torch.zeros(2, 1, 28, 28), torch.zeros(2).long())
+
+
 @pytest.mark.slow
 def test_quick_suite_on_a_model(small_mnist_model, batch) -> None:
     model, (images, labels) = small_mnist_model, batch

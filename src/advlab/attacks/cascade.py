@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from advlab.attacks.apgd import APGD, APGDT
-from advlab.attacks.base import Attack, AttackResult
+from advlab.attacks.base import Attack, AttackResult, check_inputs
 from advlab.attacks.blackbox import Square
 from advlab.attacks.fab import FABT
 from advlab.attacks.gradient import layout
@@ -100,6 +100,7 @@ class Cascade:
     ) -> CascadeResult:
         check(isinstance(model, nn.Module),
               f"a cascade attacks a torch.nn.Module, got {type(model).__name__}")  # fmt: skip
+        check_inputs(images, labels, model)
         labels = labels.detach().long()
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), images.dtype)
         images = images.detach().to(dtype)
