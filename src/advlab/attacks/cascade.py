@@ -122,7 +122,8 @@ class Cascade:
             seconds[label] = time.perf_counter() - start
             queries[label][active.cpu()] = result.queries
             keep = result.success if stage > 1 else torch.ones_like(result.success)
-            adversarial[active[keep]] = result.adversarial[keep]
+            # (black-box attacks answer in float32 whatever the model's dtype)
+            adversarial[active[keep]] = result.adversarial[keep].to(adversarial.dtype)
             broken = active[result.success]
             robust[broken] = False
             broken_by[broken.cpu()] = stage
