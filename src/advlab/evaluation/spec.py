@@ -18,8 +18,10 @@ import torch
 from torch import nn
 
 from advlab.attacks import Attack, get_attack
+from advlab.attacks.norms import Norm
 from advlab.data import ImageDataset
 from advlab.errors import AdvlabError, check
+from advlab.results import AttackRecord
 
 #: Bumped when the meaning of stored rows changes, so old runs are not resumed by mistake.
 IDENTITY_VERSION = 1
@@ -35,7 +37,7 @@ class AttackSpec:
     """
 
     name: str
-    norm: str = "linf"
+    norm: Norm = "linf"
     params: dict[str, Any] = field(default_factory=dict)
 
     def build(self, eps: float, seed: int | None) -> Attack:
@@ -44,7 +46,7 @@ class AttackSpec:
         check(not clash, f"attack '{self.name}' params set {', '.join(clash)}: pass eps, norm and "
               "seed through the sweep, not params")  # fmt: skip
         try:
-            return cls(eps=eps, norm=self.norm, seed=seed, **self.params)  # type: ignore[arg-type]
+            return cls(eps=eps, norm=self.norm, seed=seed, **self.params)
         except TypeError as error:
             raise AdvlabError(f"bad option for attack '{self.name}': {error}") from None
 
@@ -57,7 +59,7 @@ class AttackSpec:
         options = ",".join(f"{k}={json.dumps(self.params[k])}" for k in sorted(self.params))
         return f"{base}[{options}]"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AttackRecord:
         return {"name": get_attack(self.name).name, "norm": self.norm, "params": dict(self.params)}
 
 

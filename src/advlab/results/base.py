@@ -96,7 +96,7 @@ class JsonResult:
             value = value.to_dict()
         holds = getattr(cls, "FILE", "a results file")
         check(isinstance(value, Mapping), f"results must be a dict such as {holds} holds")
-        return cls.from_dict(value)  # type: ignore[attr-defined, no-any-return]
+        return cls.from_dict(value)  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -111,14 +111,14 @@ class JsonResult:
 
     @classmethod
     def from_json(cls: type[_T], text: str | bytes) -> _T:
-        return cls.from_dict(json.loads(text))  # type: ignore[attr-defined, no-any-return]
+        return cls.from_dict(json.loads(text))  # type: ignore[attr-defined]
 
     def write_json(self, path: str | Path) -> Path:
         return write_text(path, self.to_json())
 
     @classmethod
     def read_json(cls: type[_T], path: str | Path) -> _T:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))  # type: ignore[attr-defined, no-any-return]
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))  # type: ignore[attr-defined]
 
 
 def write_text(path: str | Path, text: str) -> Path:

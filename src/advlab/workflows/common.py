@@ -102,7 +102,7 @@ def _difference(config: RunConfig, saved: Path) -> str | None:
     """How the run saved in ``saved`` differs from ``config``; None if it is the same run."""
     try:
         values = yaml.safe_load(saved.read_text())
-        other = type(config).from_mapping(values)  # type: ignore[attr-defined]
+        other = type(config).from_mapping(values)
     except (OSError, yaml.YAMLError, AdvlabError, AttributeError, TypeError):
         return f"its {CONFIG_FILE} is not a {type(config).__name__}"
     mine, theirs = config.identity(), other.identity()

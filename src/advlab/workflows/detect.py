@@ -21,6 +21,7 @@ from advlab.evaluation.session import check_fit
 from advlab.evaluation.spec import AttackSpec
 from advlab.evaluation.store import ResultStore
 from advlab.models import load_model, resolve_device
+from advlab.results import FitData
 from advlab.workflows.common import (
     load_data,
     prepare_folder,
@@ -111,7 +112,7 @@ def run_detection(
     return DetectionOutput(results, results_path, report_path)
 
 
-def _describe(data: ImageDataset) -> dict[str, Any]:
+def _describe(data: ImageDataset) -> FitData:
     """Which images the detector was fitted on, for the record."""
     indices = np.ascontiguousarray(np.asarray(data.indices, dtype=np.int64))
     return {
