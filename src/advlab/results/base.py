@@ -14,15 +14,52 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, asdict, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar, Union, cast, get_args, get_origin
+from typing import Any, Protocol, TypeVar, Union, cast, get_args, get_origin
 
 from advlab.errors import check
 
 _T = TypeVar("_T")
+
+
+class _AttackAtEps(Protocol):
+    @property
+    def attack(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def eps(self) -> float: ...
+
+
+_E = TypeVar("_E", bound=_AttackAtEps)
+_R = TypeVar("_R", bound="Record")
+
+
+def find(
+    entries: Iterable[_E], attack: str, eps: float, what: str = "result", where: str = ""
+) -> _E:
+    """The entry of ``attack`` (its registry name or key) at ``eps``; a KeyError otherwise."""
+    for entry in entries:
+        if attack in (entry.attack, entry.key) and entry.eps == eps:
+            return entry
+    raise KeyError(f"no {what} for {attack} at eps {eps}{where}")
+
+
+class Record:
+    """A dataclass row of a results file: :meth:`to_dict` is its fields, :meth:`from_dict`
+    reads one back with :func:`build`; ``WHAT`` names it in errors."""
+
+    WHAT = "a record"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(cast(Any, self))
+
+    @classmethod
+    def from_dict(cls: type[_R], data: Mapping[str, Any]) -> _R:
+        return build(cls, data, cls.WHAT)
 
 
 @cache
