@@ -37,47 +37,40 @@ def _torchvision_build(name: str, **kwargs: Any) -> nn.Module:
     return torchvision.models.get_model(name, weights=None, **kwargs)
 
 
-def _mnist(name: str, description: str, build: Callable[..., nn.Module]) -> None:
-    register(
-        ModelEntry(
-            name=name,
-            description=description,
-            build=build,
-            input_shape=(1, 28, 28),
-            num_classes=10,
-            dataset="mnist",
-            mean=MNIST_MEAN,
-            std=MNIST_STD,
-        )
-    )
+#: What every model of a data set shares: input shape, classes and normalization.
+_DATASETS: dict[str, dict[str, Any]] = {
+    "mnist": {"input_shape": (1, 28, 28), "num_classes": 10, "mean": MNIST_MEAN, "std": MNIST_STD},
+    "cifar10": {
+        "input_shape": (3, 32, 32),
+        "num_classes": 10,
+        "mean": (0.4914, 0.4822, 0.4465),
+        "std": (0.2470, 0.2435, 0.2616),
+        "class_names": CIFAR10_CLASSES,
+    },
+    "imagenet": {
+        "input_shape": (3, 224, 224),
+        "num_classes": 1000,
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+    },
+}
 
 
-def _cifar(
-    name: str,
-    description: str,
-    build: Callable[..., nn.Module],
-    mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465),
-    std: tuple[float, ...] = (0.2470, 0.2435, 0.2616),
-    weights: WeightsSource | None = None,
+def _entry(
+    dataset: str, name: str, description: str, build: Callable[..., nn.Module], **options: Any
 ) -> None:
-    register(
-        ModelEntry(
-            name=name,
-            description=description,
-            build=build,
-            input_shape=(3, 32, 32),
-            num_classes=10,
-            dataset="cifar10",
-            mean=mean,
-            std=std,
-            class_names=CIFAR10_CLASSES,
-            weights=weights,
-        )
-    )
+    """Register a model of ``dataset``; ``options`` override the data set's defaults."""
+    fields = {**_DATASETS[dataset], **options}
+    register(ModelEntry(name=name, description=description, build=build, dataset=dataset, **fields))
 
 
-_mnist("mnist-cnn", "Two-conv MNIST CNN trained by advlab (bundled demo model)", MnistCNN)
-_mnist("mnist-mlp", "Three-layer fully connected MNIST model (a second architecture)", MnistMLP)
+_entry("mnist", "mnist-cnn", "Two-conv MNIST CNN trained by advlab (bundled demo model)", MnistCNN)
+_entry(
+    "mnist",
+    "mnist-mlp",
+    "Three-layer fully connected MNIST model (a second architecture)",
+    MnistMLP,
+)
 # The CIFAR-10 ResNets of one family and author (He et al. 2016, pretrained by Y. Idelbayev);
 # the deeper siblings are there for transfer between architectures.
 for _depth, _digest, _accuracy in (
@@ -87,7 +80,8 @@ for _depth, _digest, _accuracy in (
     (56, "4bfd97631478d6b638d2764fd2baff3edb1d7d82252d54439343b6596b9b5367", 0.9339),
 ):
     _file = f"resnet{_depth}-{_digest[:8]}.th"
-    _cifar(
+    _entry(
+        "cifar10",
         f"cifar-resnet{_depth}",
         f"CIFAR-10 ResNet-{_depth} (He et al. 2016), pretrained by Y. Idelbayev, "
         f"{_accuracy:.2%} top-1",
@@ -102,26 +96,22 @@ for _depth, _digest, _accuracy in (
             accuracy=_accuracy,
         ),
     )
-_cifar(
+_entry(
+    "cifar10",
     "cifar-resnet18",
     "ResNet-18 for 32x32 inputs (width configurable, default 64)",
     CifarResNet18,
 )
-_cifar(
+_entry(
+    "cifar10",
     "cifar-mobilenetv2",
     "MobileNetV2 for 32x32 inputs (width multiplier configurable, default 1.0)",
     cifar_mobilenetv2,
 )
 for _name in ("resnet50", "mobilenet_v2"):
-    register(
-        ModelEntry(
-            name=_name,
-            description=f"torchvision {_name} on ImageNet (weights: torchvision's named weights)",
-            build=lambda _n=_name, **kw: _torchvision_build(_n, **kw),
-            input_shape=(3, 224, 224),
-            num_classes=1000,
-            dataset="imagenet",
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-        )
+    _entry(
+        "imagenet",
+        _name,
+        f"torchvision {_name} on ImageNet (weights: torchvision's named weights)",
+        lambda _n=_name, **kw: _torchvision_build(_n, **kw),
     )
