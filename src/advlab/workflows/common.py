@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,6 +18,15 @@ from advlab.workflows.base import RunConfig
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class RunOutput:
+    """What a run wrote: its results (the JSON file's content), that file and the report."""
+
+    results: dict[str, Any]
+    results_path: Path
+    report_path: Path | None
 
 
 def load_data(
