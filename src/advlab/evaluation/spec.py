@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from advlab.attacks import Attack, get_attack
 from advlab.attacks.norms import Norm
 from advlab.data import ImageDataset
 from advlab.errors import AdvlabError, check
+from advlab.models.weights import weights_sha256
 from advlab.results import AttackRecord
 
 #: Bumped when the meaning of stored rows changes, so old runs are not resumed by mistake.
@@ -72,20 +72,6 @@ def canonical_json(value: Any) -> str:
             f"the evaluation configuration holds a value that is not plain JSON ({error}): "
             "give attack params as numbers, strings, booleans or lists"
         ) from None
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """sha256 of the model's state dict (names, dtypes, shapes and values).
-
-    Hashing the tensors themselves, not a file, also identifies models built in memory
-    and catches a retrained model that kept its name.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def data_sha256(dataset: ImageDataset) -> str:
