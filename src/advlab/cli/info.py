@@ -68,10 +68,23 @@ def attacks() -> None:
 def runs(
     run_id: Annotated[str | None, typer.Argument(help="Show one run's results as JSON.")] = None,
     store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
+    salvage: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NEW_STORE",
+            help="Copy every readable run of a damaged --store into this new store file.",
+        ),
+    ] = None,
 ) -> None:
-    """List the runs in the results store, or print one run's results."""
+    """List the runs in the results store, or print one run's results.
+
+    An "interrupted" run (Ctrl-C, kill -9) resumes when its command runs again.
+    """
     from advlab.evaluation import ResultStore
 
+    if salvage:
+        _salvage(store, salvage)
+        return
     results_store = ResultStore(store) if store else ResultStore()
     if run_id:
         console.print_json(json.dumps(results_store.get_run(run_id), default=str))
@@ -84,7 +97,7 @@ def runs(
         table.add_row(
             str(row["run_id"])[:12],
             str(row.get("created", ""))[:19],
-            str(row.get("status", "")),
+            _status(row),
             str(row.get("model", "")),
             str(row.get("dataset", "")),
             str(row.get("n", "")),
@@ -92,6 +105,26 @@ def runs(
             worst_text,
         )
     console.print(table)
+
+
+def _status(row: dict[str, Any]) -> str:
+    status = str(row.get("status", ""))
+    if status != "interrupted":
+        return status
+    done, total = row.get("units_done"), row.get("units_total")
+    stored = f"{done}/{total} units, " if total else ""
+    return f"interrupted ({stored}resumable: rerun its command)"
+
+
+def _salvage(store: str | None, destination: str) -> None:
+    from advlab.evaluation.store import default_store_path, salvage
+
+    report = salvage(store or default_store_path(), destination)
+    console.print(
+        f"salvaged {len(report.copied)} run(s) of {report.source} into {report.destination}"
+    )
+    for run_id, why in report.skipped.items():
+        console.print(f"left out damaged run {run_id}: {why}", highlight=False)
 
 
 def serve(
