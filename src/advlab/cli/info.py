@@ -136,12 +136,33 @@ def serve(
         bool, typer.Option("--labels-only", help="Answer with top-1 labels, never scores.")
     ] = False,
     max_batch: Annotated[int, typer.Option(help="Largest batch one request may carry.")] = 256,
+    max_request_bytes: Annotated[
+        int, typer.Option(help="Largest request body in bytes (413 beyond).")
+    ] = 64 * 1024 * 1024,
+    max_pending: Annotated[
+        int, typer.Option(help="Requests admitted at once; beyond: 503 with Retry-After.")
+    ] = 64,
+    max_inflight_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="Bytes of the admitted bodies together; beyond: 503 with Retry-After "
+            "(default: 2 x --max-request-bytes, at least 128 MiB)."
+        ),
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a whole request body may take to arrive (408).")
+    ] = 30.0,
+    workers: Annotated[
+        int | None, typer.Option(help="Threads that decode requests (default: CPUs, at most 4).")
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Serve a model as an HTTP endpoint (POST /predict, GET /info) for black-box attacks."""
+    from advlab.errors import check
     from advlab.models import resolve_device
     from advlab.serve import run_server
 
+    check(workers is None or workers >= 1, f"--workers must be >= 1, got {workers}")
     run_server(
         model,
         weights,
@@ -150,7 +171,12 @@ def serve(
         output="labels" if labels_only else "scores",
         device=str(resolve_device(device)),
         max_batch=max_batch,
+        max_request_bytes=max_request_bytes,
+        request_timeout=request_timeout,
         ready=lambda url: console.print(f"serving {model} at {url} (Ctrl-C to stop)"),
+        max_pending=max_pending,
+        max_inflight_bytes=max_inflight_bytes,
+        workers=workers,
     )
 
 
