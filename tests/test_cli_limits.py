@@ -21,9 +21,9 @@ def test_serve_passes_its_limits_to_the_server(
 ) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr("advlab.serve.run_server", lambda *args, **kwargs: seen.update(kwargs))
-    code, _, err = run_cli(["serve", "--device", "cpu", "--max-pending", "3",
-                            "--max-inflight-bytes", "5000000", "--request-timeout", "2.5",
-                            "--workers", "2", "--max-request-bytes", "2000000"], capsys)  # fmt: skip
+    limits = ["--max-pending", "3", "--max-inflight-bytes", "5000000", "--request-timeout",
+              "2.5", "--workers", "2", "--max-request-bytes", "2000000"]  # fmt: skip
+    code, _, err = run_cli(["serve", "--device", "cpu", *limits], capsys)
     assert code == 0, err
     assert {key: seen[key] for key in ("max_pending", "max_inflight_bytes", "request_timeout",
                                        "workers", "max_request_bytes")} == {
