@@ -1,0 +1,44 @@
+"""The dashboard's entry point: ``streamlit run app.py -- --store PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import streamlit as st
+
+from advlab.dashboard.data import DashboardData
+from advlab.dashboard.views import attacks, defenses, examples, playground, runs, transfer
+from advlab.errors import AdvlabError
+from advlab.evaluation.store import default_store_path
+
+PAGES = {
+    "Runs": runs.render,
+    "Attack analytics": attacks.render,
+    "Examples": examples.render,
+    "Defenses": defenses.render,
+    "Transferability": transfer.render,
+    "Playground": playground.render,
+}
+
+
+def store_path(argv: list[str]) -> str:
+    parser = argparse.ArgumentParser(prog="advlab dashboard")
+    parser.add_argument("--store", default=None)
+    args, _ = parser.parse_known_args(argv)
+    return str(args.store or default_store_path())
+
+
+def main() -> None:
+    st.set_page_config(page_title="advlab dashboard", layout="wide")
+    data = DashboardData(store_path(sys.argv[1:]))
+    st.sidebar.title("advlab")
+    page = st.sidebar.radio("Page", list(PAGES), key="page")
+    st.sidebar.caption(f"store: {data.path}")
+    try:
+        PAGES[page](data)
+    except AdvlabError as error:
+        st.error(str(error))
+
+
+main()

@@ -1,0 +1,184 @@
+"""What the dashboard reads from the results store, as typed results.
+
+Every finished run's summary is read through :mod:`advlab.results` (its kind told by
+its content), never through ad-hoc dict lookups in the pages; per-image rows (the
+clean pass and each attack's outcomes) come from the store itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from advlab.errors import AdvlabError
+from advlab.evaluation.metrics import AttackOutcomes
+from advlab.evaluation.store import CleanRows, ResultStore
+from advlab.results import (
+    DefenseComparison,
+    DetectionEvaluation,
+    Evaluation,
+    TrainingSummary,
+    TransferMatrix,
+)
+
+Kind = Literal["evaluate", "defend", "transfer", "detect", "train", "unknown"]
+Result = Evaluation | DefenseComparison | TransferMatrix | DetectionEvaluation | TrainingSummary
+KINDS: tuple[Kind, ...] = ("evaluate", "defend", "transfer", "detect", "train")
+
+
+def kind_of(summary: Mapping[str, Any]) -> Kind:
+    """Which job wrote a run's summary (results.json, defend.json, ...)."""
+    kind = summary.get("kind")
+    if kind == "transfer":
+        return "transfer"
+    if kind == "defense-comparison":
+        return "defend"
+    if "detector" in summary:
+        return "detect"
+    if "worst_case" in summary and "results" in summary:
+        return "evaluate"
+    if "architecture" in summary and "history" in summary:
+        return "train"
+    return "unknown"
+
+
+def read_result(summary: Mapping[str, Any]) -> Result | None:
+    """The typed result of a run's summary (None for a kind advlab does not know)."""
+    readers: dict[Kind, Any] = {
+        "evaluate": Evaluation, "defend": DefenseComparison, "transfer": TransferMatrix,
+        "detect": DetectionEvaluation, "train": TrainingSummary,
+    }  # fmt: skip
+    reader = readers.get(kind_of(summary))
+    return None if reader is None else reader.from_dict(summary)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run of the store as the runs table lists it."""
+
+    run_id: str
+    kind: Kind
+    status: str
+    created: str
+    model: str
+    dataset: str
+    n: int
+    attacks: tuple[str, ...]
+    epsilons: tuple[float, ...]
+    clean_accuracy: float | None
+
+    def row(self) -> dict[str, Any]:
+        """The run as one row of a table."""
+        return {
+            "run": self.run_id, "kind": self.kind, "status": self.status,
+            "created": self.created, "model": self.model, "dataset": self.dataset, "n": self.n,
+            "attacks": ", ".join(self.attacks), "eps": ", ".join(f"{e:g}" for e in self.epsilons),
+            "clean accuracy": self.clean_accuracy,
+        }  # fmt: skip
+
+
+class DashboardData:
+    """The store at ``path``, read for the dashboard (typed results, per-image rows)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def _store(self) -> ResultStore:
+        if not self.path.exists():
+            raise AdvlabError(f"no results store at {self.path}: run an evaluation first")
+        return ResultStore(self.path)
+
+    def runs(self) -> list[StoredRun]:
+        """Every stored run, newest first; the kind is read from finished runs' summaries."""
+        with self._store() as store:
+            listed = store.list_runs()
+            summaries = {
+                row["run_id"]: store.get_run(row["run_id"])
+                for row in listed
+                if row["status"] == "finished"
+            }
+        out = []
+        for row in listed:
+            summary = summaries.get(row["run_id"], {})
+            clean = summary.get("clean_accuracy", row.get("clean_accuracy"))
+            out.append(
+                StoredRun(
+                    run_id=str(row["run_id"]),
+                    kind=kind_of(summary) if summary else "unknown",
+                    status=str(row["status"]),
+                    created=str(row["created"]),
+                    model=str(row.get("model") or summary.get("model") or ""),
+                    dataset=str(row.get("dataset") or ""),
+                    n=int(row.get("n") or 0),
+                    attacks=tuple(row.get("attacks") or ()),
+                    epsilons=tuple(float(e) for e in row.get("epsilons") or ()),
+                    clean_accuracy=clean if isinstance(clean, int | float) else None,
+                )
+            )
+        return out
+
+    def result(self, run_id: str) -> Result | None:
+        """A finished run's typed result."""
+        with self._store() as store:
+            return read_result(store.get_run(run_id))
+
+    def clean(self, run_id: str, n: int) -> CleanRows:
+        """The clean pass of an evaluation, per image."""
+        with self._store() as store:
+            return store.clean_rows(run_id, n)
+
+    def outcomes(self, run_id: str, key: str, eps: float, n: int) -> AttackOutcomes:
+        """One attack's per-image outcomes at ``eps`` in an evaluation."""
+        with self._store() as store:
+            return store.attack_rows(run_id, key, eps, n)
+
+    def examples(self, run_id: str) -> dict[tuple[str, float], dict[str, np.ndarray]]:
+        """The example images an evaluation stored, by (attack key, eps)."""
+        with self._store() as store:
+            return store.examples(run_id)
+
+
+def confusion(labels_from: np.ndarray, labels_to: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of (clean prediction, adversarial prediction) pairs, a (k, k) int matrix."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels_from.astype(np.int64), labels_to.astype(np.int64)), 1)
+    return matrix
+
+
+def filter_runs(
+    runs: list[StoredRun],
+    kinds: list[str] | None = None,
+    text: str = "",
+    finished_only: bool = False,
+) -> list[StoredRun]:
+    """The runs of the given kinds whose id, model, data set or attacks contain ``text``."""
+    needle = text.strip().lower()
+    out = []
+    for run in runs:
+        if kinds and run.kind not in kinds:
+            continue
+        if finished_only and run.status != "finished":
+            continue
+        haystack = " ".join([run.run_id, run.model, run.dataset, *run.attacks]).lower()
+        if needle and needle not in haystack:
+            continue
+        out.append(run)
+    return out
+
+
+def robust_curves(evaluation: Evaluation, label: str = "") -> list[dict[str, Any]]:
+    """Long-form rows (series, eps, robust accuracy) for each attack and the worst case."""
+    prefix = f"{label}: " if label else ""
+    rows = [
+        {"series": prefix + entry.key, "eps": entry.eps, "robust accuracy": entry.robust_accuracy}
+        for entry in evaluation.results
+    ]
+    rows += [
+        {"series": prefix + "worst case", "eps": eps, "robust accuracy": value}
+        for eps, value in sorted(evaluation.worst_case.items())
+    ]
+    return rows

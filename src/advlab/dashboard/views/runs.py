@@ -1,0 +1,86 @@
+"""Runs: every stored run with filters; two or more compared side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from advlab.dashboard import charts
+from advlab.dashboard.data import KINDS, DashboardData, StoredRun, filter_runs, robust_curves
+from advlab.results import DefenseComparison, DetectionEvaluation, Evaluation, TransferMatrix
+
+
+def render(data: DashboardData) -> None:
+    st.header("Runs")
+    runs = data.runs()
+    if not runs:
+        st.info(f"The store {data.path} holds no runs yet: run `advlab evaluate` first.")
+        return
+    left, middle, right = st.columns([2, 3, 1])
+    kinds = left.multiselect("Kind", list(KINDS), key="runs_kinds")
+    text = middle.text_input("Filter (id, model, data set, attack)", key="runs_text")
+    finished = right.checkbox("Finished only", key="runs_finished")
+    shown = filter_runs(runs, kinds, text, finished)
+    st.caption(f"{len(shown)} of {len(runs)} runs")
+    st.dataframe(pd.DataFrame([run.row() for run in shown]), hide_index=True)
+    finished_ids = [run.run_id for run in shown if run.status == "finished"]
+    picked = st.multiselect("Compare runs (pick two or more)", finished_ids, key="runs_compare")
+    if len(picked) >= 2:
+        compare(data, [run for run in shown if run.run_id in picked])
+    elif picked:
+        st.caption("Pick one more run to compare.")
+
+
+def _headline(run: StoredRun, result: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": run.run_id, "kind": run.kind, "model": run.model,
+                           "data set": run.dataset, "n": run.n}  # fmt: skip
+    if isinstance(result, Evaluation):
+        row["clean accuracy"] = result.clean_accuracy
+        for eps, value in sorted(result.worst_case.items()):
+            row[f"worst case @ {eps:g}"] = value
+    elif isinstance(result, DefenseComparison | DetectionEvaluation):
+        row["clean accuracy"] = result.clean_accuracy
+    elif isinstance(result, TransferMatrix):
+        row["cells"] = len(result.cells)
+    row["seconds"] = getattr(result, "seconds", None)
+    return row
+
+
+def compare(data: DashboardData, runs: list[StoredRun]) -> None:
+    st.subheader(f"Comparing {len(runs)} runs")
+    results = {run.run_id: data.result(run.run_id) for run in runs}
+    table = pd.DataFrame([_headline(run, results[run.run_id]) for run in runs]).set_index("run")
+    st.dataframe(table.T.astype(str), key="compare_table")
+    evaluations = {rid: r for rid, r in results.items() if isinstance(r, Evaluation)}
+    if not evaluations:
+        return
+    st.markdown("**Robust accuracy vs eps** (every attack and the worst case, all runs overlaid)")
+    rows = [row for rid, ev in evaluations.items() for row in robust_curves(ev, rid)]
+    st.altair_chart(charts.lines(rows, "eps", "robust accuracy"), width="stretch")
+    st.markdown("**Attack success rate** per attack and eps")
+    bars = [
+        {"run": rid, "attack @ eps": f"{e.key} @ {e.eps:g}", "success rate": e.attack_success_rate}
+        for rid, ev in evaluations.items()
+        for e in ev.results
+    ]
+    st.altair_chart(charts.bars(bars, "attack @ eps", "success rate", "run"), width="stretch")
+    columns = st.columns(len(evaluations))
+    for column, (rid, ev) in zip(columns, evaluations.items(), strict=True):
+        column.markdown(f"**{rid}** — {ev.model} on {ev.dataset}")
+        column.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "attack": e.key,
+                        "eps": e.eps,
+                        "robust acc.": e.robust_accuracy,
+                        "success": e.attack_success_rate,
+                        "mean Linf": e.mean_linf,
+                    }
+                    for e in ev.results
+                ]
+            ),  # fmt: skip
+            hide_index=True,
+        )
