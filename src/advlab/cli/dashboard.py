@@ -35,7 +35,8 @@ def dashboard(
         sys.executable, "-m", "streamlit", "run", str(APP_FILE),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "200",
-        "--server.fileWatcherType", "none", "--global.developmentMode", "false", "--client.toolbarMode", "minimal",
+        "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal",
         "--", "--store", str(store or default_store_path()),
     ]  # fmt: skip
     raise typer.Exit(subprocess.call(command))

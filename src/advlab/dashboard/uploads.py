@@ -56,16 +56,14 @@ def check_image(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS)
         raise UploadError(
             f"'{name}' is not a PNG or JPEG image (whatever its name says): upload a .png or .jpg"
         )
+    if kind == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":  # before PIL sees it
+        _check_pixels(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"),
+                      name, max_pixels)  # fmt: skip
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=[kind])  # reads the header only
-            width, height = image.size
-            if width * height > max_pixels:
-                raise UploadError(
-                    f"'{name}' is {width}x{height} pixels: images up to {max_pixels:,} pixels "
-                    "are accepted (refused before decoding: it may be a decompression bomb)"
-                )
+            _check_pixels(*image.size, name, max_pixels)
             image.load()
     except UploadError:
         raise
@@ -74,6 +72,14 @@ def check_image(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS)
     except (OSError, ValueError, SyntaxError) as error:
         raise UploadError(f"'{name}' could not be read as a {kind} image: {error}") from None
     return image.convert("L" if image.mode in ("1", "L", "I;16", "I") else "RGB")
+
+
+def _check_pixels(width: int, height: int, name: str, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise UploadError(
+            f"'{name}' is {width}x{height} pixels: images up to {max_pixels:,} pixels are "
+            "accepted (refused before decoding: it may be a decompression bomb)"
+        )
 
 
 def image_to_array(image: Image.Image, shape: tuple[int, int, int]) -> np.ndarray:
@@ -90,7 +96,8 @@ def model_suffix(data: bytes, name: str) -> str:
     """ ".safetensors" or ".pt" (TorchScript) by the file's bytes, or :class:`UploadError`."""
     if len(data) > MAX_MODEL_BYTES:
         raise UploadError(
-            f"'{name}' is {_size(len(data))}: model files up to {_size(MAX_MODEL_BYTES)} are accepted"
+            f"'{name}' is {_size(len(data))}: model files up to {_size(MAX_MODEL_BYTES)} "
+            "are accepted"
         )
     if data[:4] == b"PK\x03\x04":
         return ".pt"

@@ -47,8 +47,9 @@ def show_comparison(comparison: DefenseComparison) -> None:
 
 
 def show_detection(evaluation: DetectionEvaluation) -> None:
-    st.caption(f"detector {evaluation.detector.get('detector')}, false positive rate "
-               f"{evaluation.false_positive_rate:.1%} (target {evaluation.fpr_target})")  # fmt: skip
+    detector, fpr = evaluation.detector.get("detector"), evaluation.false_positive_rate
+    st.caption(f"detector {detector}, false positive rate {fpr:.1%} "
+               f"(target {evaluation.fpr_target})")  # fmt: skip
     st.dataframe(
         pd.DataFrame(
             [
@@ -68,7 +69,8 @@ def show_detection(evaluation: DetectionEvaluation) -> None:
     curves = [{"series": f"{e.key} @ {e.eps:g}" + (" (adaptive)" if e.adaptive else ""),
                "false positive rate": fpr, "true positive rate": tpr}
               for e in evaluation.results
-              for fpr, tpr in zip(e.roc.get("fpr", []), e.roc.get("tpr", []), strict=False)]  # fmt: skip
+              for fpr, tpr in zip(e.roc.get("fpr", []), e.roc.get("tpr", []),
+                                  strict=False)]  # fmt: skip
     if curves:
         st.markdown("**ROC** (clean vs fooling adversarial examples)")
         st.altair_chart(charts.lines(curves, "false positive rate", "true positive rate"),

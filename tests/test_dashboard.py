@@ -1,0 +1,181 @@
+"""The dashboard's logic without a browser: upload checks, store access, the playground."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from advlab.dashboard import data as dash
+from advlab.dashboard import lab
+from advlab.dashboard.uploads import (
+    MAX_IMAGE_BYTES,
+    UploadError,
+    check_image,
+    image_to_array,
+    model_suffix,
+    save_model_upload,
+)
+from advlab.results import DefenseComparison, Evaluation, TransferMatrix
+
+
+def _png(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, 128).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bomb_header(side: int) -> bytes:
+    """A PNG whose header claims side x side pixels (its data is cut short)."""
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + header) & 0xFFFFFFFF)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + header + crc
+
+
+# -- uploads -------------------------------------------------------------------------------
+def test_a_png_and_a_jpeg_are_read() -> None:
+    assert check_image(_png((20, 10))).size == (20, 10)
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, format="JPEG")
+    assert check_image(buffer.getvalue(), "x.jpg").mode == "RGB"
+    assert check_image(_png((5, 5), "L")).mode == "L"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is empty"),
+        (b"this is text, named .png\n", "not a PNG or JPEG"),
+        (b"GIF89a" + b"\x00" * 20, "not a PNG or JPEG"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "could not be read"),
+        (_bomb_header(20000), "20000x20000 pixels"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * (MAX_IMAGE_BYTES + 1), "images up to"),
+    ],
+)
+def test_bad_images_get_a_clear_message(content: bytes, message: str) -> None:
+    with pytest.raises(UploadError, match=message):
+        check_image(content, "x.png")
+
+
+def test_the_pixel_limit_is_checked_before_decoding() -> None:
+    with pytest.raises(UploadError, match="64x64 pixels"):
+        check_image(_png((64, 64)), max_pixels=1000)
+
+
+def test_an_image_is_fitted_to_the_model() -> None:
+    image = check_image(_png((40, 30)))
+    gray = image_to_array(image, (1, 28, 28))
+    colour = image_to_array(image, (3, 32, 32))
+    assert gray.shape == (1, 28, 28) and colour.shape == (3, 32, 32)
+    assert gray.dtype == np.float32 and 0 <= gray.min() and gray.max() <= 1
+
+
+def test_model_uploads_are_known_by_their_bytes(tmp_path: Path) -> None:
+    header = b'{"__metadata__":{}}'
+    safetensors = len(header).to_bytes(8, "little") + header
+    assert model_suffix(safetensors, "m.bin") == ".safetensors"
+    assert model_suffix(b"PK\x03\x04rest", "m.pt") == ".pt"
+    with pytest.raises(UploadError, match="neither a safetensors"):
+        model_suffix(b"\x80\x04pickle", "m.pt")
+    path = save_model_upload(safetensors, "m.safetensors", tmp_path)
+    assert path.suffix == ".safetensors" and path.read_bytes() == safetensors
+
+
+# -- data access -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Evaluation]:
+    from advlab.data import load_dataset
+    from advlab.evaluation import AttackSpec, ResultStore, evaluate
+    from advlab.models import load_model
+
+    path = tmp_path_factory.mktemp("store") / "results.sqlite"
+    with ResultStore(path) as results:
+        evaluation = evaluate(load_model("mnist-cnn"), load_dataset("mnist-demo", n=8),
+                              [AttackSpec("fgsm")], [0.1, 0.3], store=results,
+                              progress=False)  # fmt: skip
+    return path, evaluation
+
+
+def test_runs_are_listed_with_their_kind(store: tuple[Path, Evaluation]) -> None:
+    path, evaluation = store
+    runs = dash.DashboardData(path).runs()
+    assert [run.run_id for run in runs] == [evaluation.run_id]
+    run = runs[0]
+    assert (run.kind, run.status, run.model, run.n) == ("evaluate", "finished", "mnist-cnn", 8)
+    assert run.clean_accuracy == evaluation.clean_accuracy
+    assert run.row()["eps"] == "0.1, 0.3"
+
+
+def test_a_run_reads_back_typed_with_its_rows(store: tuple[Path, Evaluation]) -> None:
+    path, evaluation = store
+    data = dash.DashboardData(path)
+    result = data.result(evaluation.run_id[:6])
+    assert isinstance(result, Evaluation)
+    assert result.to_dict() == evaluation.to_dict()
+    clean = data.clean(evaluation.run_id, 8)
+    rows = data.outcomes(evaluation.run_id, "fgsm-linf", 0.3, 8)
+    assert rows.success.sum() / clean.correct.sum() == pytest.approx(
+        evaluation.result("fgsm", 0.3).attack_success_rate
+    )
+    matrix = dash.confusion(clean.pred, rows.adv_pred, 10)
+    assert matrix.sum() == 8 and matrix.shape == (10, 10)
+    assert set(data.examples(evaluation.run_id)) == {("fgsm-linf", 0.1), ("fgsm-linf", 0.3)}
+    curves = dash.robust_curves(evaluation)
+    assert {row["series"] for row in curves} == {"fgsm-linf", "worst case"}
+
+
+def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(dash.AdvlabError, match="no results store"):
+        dash.DashboardData(tmp_path / "none.sqlite").runs()
+
+
+def test_kinds_are_told_by_content() -> None:
+    assert dash.kind_of({"kind": "transfer"}) == "transfer"
+    assert dash.kind_of({"kind": "defense-comparison"}) == "defend"
+    assert dash.kind_of({"detector": {}, "results": []}) == "detect"
+    assert dash.kind_of({"results": [], "worst_case": {}}) == "evaluate"
+    assert dash.kind_of({"architecture": "x", "history": []}) == "train"
+    assert dash.kind_of({"other": 1}) == "unknown"
+    assert isinstance(dash.read_result({"kind": "transfer", "cells": []}), TransferMatrix)
+    assert isinstance(dash.read_result({"kind": "defense-comparison"}), DefenseComparison)
+    assert dash.read_result({"other": 1}) is None
+
+
+def test_filters() -> None:
+    def run(run_id: str, kind: dash.Kind, status: str = "finished") -> dash.StoredRun:
+        return dash.StoredRun(run_id, kind, status, "", "mnist-cnn", "mnist-demo", 8,
+                              ("pgd-linf",), (0.1,), 1.0)  # fmt: skip
+
+    runs = [run("a1", "evaluate"), run("b2", "transfer"), run("c3", "evaluate", "running")]
+    assert [r.run_id for r in dash.filter_runs(runs, ["evaluate"])] == ["a1", "c3"]
+    assert [r.run_id for r in dash.filter_runs(runs, finished_only=True)] == ["a1", "b2"]
+    assert [r.run_id for r in dash.filter_runs(runs, text="B2")] == ["b2"]
+    assert len(dash.filter_runs(runs, text="PGD")) == 3
+
+
+# -- playground ------------------------------------------------------------------------------
+def test_the_playground_attacks_one_image() -> None:
+    from advlab.data import load_dataset
+    from advlab.models import load_model
+
+    model = load_model("mnist-cnn")
+    data = load_dataset("mnist-demo", n=4)
+    image = data.pixels[0].float().numpy() / 255
+    label = int(data.labels[0])
+    outcome = lab.run_playground(model, image, label, "fgsm", 0.3)
+    assert outcome.adversarial.shape == image.shape
+    assert outcome.linf == pytest.approx(0.3, abs=1e-5)
+    assert len(outcome.clean_top) == 5 and len(outcome.adv_top) == 5
+    assert 0 <= outcome.amplified.min() and outcome.amplified.max() <= 1
+    targeted = lab.run_playground(
+        model, image, label, "pgd", 0.3, steps=20, target=(label + 1) % 10
+    )
+    assert targeted.success == (targeted.adv_top[0][0] == str((label + 1) % 10))
+    assert Image.open(io.BytesIO(lab.png_bytes(outcome.adversarial))).size == (28, 28)
+    assert lab.figure_png(outcome).startswith(b"\x89PNG")
+    assert lab.predict(model, image) == int(outcome.clean_top[0][0])
