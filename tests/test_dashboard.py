@@ -126,7 +126,11 @@ def test_a_run_reads_back_typed_with_its_rows(store: tuple[Path, Evaluation]) ->
     assert matrix.sum() == 8 and matrix.shape == (10, 10)
     assert set(data.examples(evaluation.run_id)) == {("fgsm-linf", 0.1), ("fgsm-linf", 0.3)}
     curves = dash.robust_curves(evaluation)
-    assert {row["series"] for row in curves} == {"fgsm-linf", "worst case"}
+    assert {row["attack"] for row in curves} == {"fgsm-linf", "worst case"}
+    assert [row["robust accuracy"] for row in curves if row["attack"] == "worst case"] == [
+        evaluation.worst_case[0.1],
+        evaluation.worst_case[0.3],
+    ]
 
 
 def test_a_missing_store_is_a_clear_error(tmp_path: Path) -> None:

@@ -118,7 +118,8 @@ def test_dashboard_in_chromium(server: str, store: tuple[Path, list[str]], tmp_p
     shots.mkdir()
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # Streamlit scrolls inside its own container: a tall window shows whole pages
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(server)
 
@@ -129,16 +130,27 @@ def test_dashboard_in_chromium(server: str, store: tuple[Path, list[str]], tmp_p
             compare.click()
             page.get_by_role("option", name=run_id).click()
             settle(page)
+        page.keyboard.press("Escape")
         page.get_by_text("Comparing 2 runs").wait_for()
         page.get_by_text("Robust accuracy vs eps").first.wait_for()
         page.get_by_text("— mnist-cnn on mnist-demo").first.wait_for()
         page.screenshot(path=shots / "runs.png", full_page=True)
 
-        for name in ("Attack analytics", "Examples", "Defenses", "Transferability"):
+        checks = {
+            "Attack analytics": "Clean vs adversarial predictions",
+            "Examples": "Page (of 1)",
+            "Defenses": "No finished defend run",
+            "Transferability": "No finished transfer run",
+        }
+        for name, text in checks.items():
             goto_page(page, name)
             settle(page)
+            page.get_by_text(text).first.wait_for()
+            if name == "Examples":  # craft the page's images again, with a progress bar
+                page.get_by_role("button", name="Show this page's images").click()
+                page.get_by_text("#11 clean").wait_for()
+            assert page.locator("[data-testid=stException]").count() == 0, name
             page.screenshot(path=shots / f"{name.lower().replace(' ', '_')}.png", full_page=True)
-        page.get_by_text("No finished transfer run").wait_for()
 
         # Playground: FGSM at eps 10/255 on image 3 shows both predictions
         goto_page(page, "Playground")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,15 +27,8 @@ def dashboard(
         raise AdvlabError(
             "the dashboard needs Streamlit: pip install 'advlab[dashboard]'"
         ) from None
-    from advlab.dashboard import APP_FILE
+    from advlab.dashboard import streamlit_command
     from advlab.evaluation.store import default_store_path
 
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(APP_FILE),
-        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.maxUploadSize", "200",
-        "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-        "--client.toolbarMode", "minimal",
-        "--", "--store", str(store or default_store_path()),
-    ]  # fmt: skip
+    command = streamlit_command(host, port, store or default_store_path())
     raise typer.Exit(subprocess.call(command))

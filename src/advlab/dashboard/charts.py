@@ -15,20 +15,18 @@ def _colour(field: str) -> Any:
     return alt.Color(f"{field}:N", scale=alt.Scale(range=PALETTE))
 
 
-def lines(rows: list[dict[str, Any]], x: str, y: str, series: str = "series") -> alt.Chart:
-    """One line per ``series`` (long-form ``rows``), with points; y in [0, 1] if a rate."""
+def lines(
+    rows: list[dict[str, Any]], x: str, y: str, series: str = "series", dash: str | None = None
+) -> alt.Chart:
+    """One line per ``series`` (long-form ``rows``), with points, y in [0, 1]; with ``dash``
+    the lines of one colour differ by that field's dash pattern (runs overlaid)."""
     frame = pd.DataFrame(rows)
-    return (
-        alt.Chart(frame)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X(f"{x}:Q"),
-            y=alt.Y(f"{y}:Q", scale=alt.Scale(domain=[0, 1])),
-            color=_colour(series),
-            tooltip=list(frame.columns),
-        )  # fmt: skip
-        .properties(height=320)
-    )
+    encoding: dict[str, Any] = {"x": alt.X(f"{x}:Q"),
+                                "y": alt.Y(f"{y}:Q", scale=alt.Scale(domain=[0, 1])),
+                                "color": _colour(series), "tooltip": list(frame.columns)}  # fmt: skip
+    if dash is not None:
+        encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N")
+    return alt.Chart(frame).mark_line(point=True).encode(**encoding).properties(height=320)
 
 
 def bars(rows: list[dict[str, Any]], x: str, y: str, series: str) -> alt.Chart:

@@ -171,14 +171,15 @@ def filter_runs(
 
 
 def robust_curves(evaluation: Evaluation, label: str = "") -> list[dict[str, Any]]:
-    """Long-form rows (series, eps, robust accuracy) for each attack and the worst case."""
-    prefix = f"{label}: " if label else ""
+    """Long-form rows (run, attack, eps, robust accuracy) for each attack and the worst case;
+    ``run`` is ``label`` (to overlay several runs)."""
     rows = [
-        {"series": prefix + entry.key, "eps": entry.eps, "robust accuracy": entry.robust_accuracy}
+        {"run": label, "attack": entry.key, "eps": entry.eps,
+         "robust accuracy": entry.robust_accuracy}
         for entry in evaluation.results
-    ]
+    ]  # fmt: skip
     rows += [
-        {"series": prefix + "worst case", "eps": eps, "robust accuracy": value}
+        {"run": label, "attack": "worst case", "eps": eps, "robust accuracy": value}
         for eps, value in sorted(evaluation.worst_case.items())
     ]
     return rows

@@ -23,7 +23,7 @@ def render(data: DashboardData) -> None:
     st.caption(f"{evaluation.model} on {evaluation.dataset} ({evaluation.n} images), "
                f"clean accuracy {evaluation.clean_accuracy:.1%}")  # fmt: skip
     st.markdown("**Robust accuracy vs eps** per attack, with the per-image worst case")
-    st.altair_chart(charts.lines(robust_curves(evaluation), "eps", "robust accuracy"),
+    st.altair_chart(charts.lines(robust_curves(evaluation), "eps", "robust accuracy", "attack"),
                     width="stretch")  # fmt: skip
     bars = [{"attack": e.key, "eps": f"{e.eps:g}", "success rate": e.attack_success_rate}
             for e in evaluation.results]  # fmt: skip

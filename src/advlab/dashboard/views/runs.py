@@ -48,20 +48,32 @@ def _headline(run: StoredRun, result: Any) -> dict[str, Any]:
     return row
 
 
+def _cell(value: Any) -> str:
+    """A table cell as text: rates and times to 3 significant digits, blanks as "–"."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def compare(data: DashboardData, runs: list[StoredRun]) -> None:
     st.subheader(f"Comparing {len(runs)} runs")
     results = {run.run_id: data.result(run.run_id) for run in runs}
     table = pd.DataFrame([_headline(run, results[run.run_id]) for run in runs]).set_index("run")
-    st.dataframe(table.T.astype(str), key="compare_table")
+    st.dataframe(table.T.map(_cell), key="compare_table")
     evaluations = {rid: r for rid, r in results.items() if isinstance(r, Evaluation)}
     if not evaluations:
         return
     st.markdown("**Robust accuracy vs eps** (every attack and the worst case, all runs overlaid)")
-    rows = [row for rid, ev in evaluations.items() for row in robust_curves(ev, rid)]
-    st.altair_chart(charts.lines(rows, "eps", "robust accuracy"), width="stretch")
+    rows = [row for rid, ev in evaluations.items() for row in robust_curves(ev, rid[:8])]
+    chart = charts.lines(rows, "eps", "robust accuracy", series="attack", dash="run")
+    st.altair_chart(chart, width="stretch")
     st.markdown("**Attack success rate** per attack and eps")
     bars = [
-        {"run": rid, "attack @ eps": f"{e.key} @ {e.eps:g}", "success rate": e.attack_success_rate}
+        {
+            "run": rid[:8],
+            "attack @ eps": f"{e.key} @ {e.eps:g}",
+            "success rate": e.attack_success_rate,
+        }
         for rid, ev in evaluations.items()
         for e in ev.results
     ]
