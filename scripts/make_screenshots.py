@@ -47,7 +47,7 @@ def settle(page: Page) -> None:
 def save_small(page: Page, path: Path) -> Path:
     raw = path.with_suffix(".raw.png")
     page.screenshot(path=raw)
-    Image.open(raw).convert("RGB").quantize(64).save(path, optimize=True)
+    Image.open(raw).convert("RGB").quantize(256).save(path, optimize=True)
     raw.unlink()
     return path
 

@@ -2,9 +2,10 @@
 
 :mod:`~advlab.dashboard.app` is the file ``streamlit run`` starts; one module per page
 lives in :mod:`~advlab.dashboard.views`; :mod:`~advlab.dashboard.data` reads the store
-as typed results, :mod:`~advlab.dashboard.uploads` checks what users upload and
-:mod:`~advlab.dashboard.lab` does the playground's work, :mod:`~advlab.dashboard.launch` starts it. Streamlit is imported only by
-the app and the views (the ``dashboard`` extra).
+as typed results, :mod:`~advlab.dashboard.uploads` checks what users upload,
+:mod:`~advlab.dashboard.lab` does the playground's work and :mod:`~advlab.dashboard.launch`
+starts the app. Streamlit is imported only by the app, the views and the charts (the
+``dashboard`` extra).
 """
 
 from advlab.dashboard.launch import APP_FILE, running_dashboard, streamlit_command

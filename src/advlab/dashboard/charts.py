@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import altair as alt
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 #: Okabe-Ito, safe for the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -23,7 +23,8 @@ def lines(
     frame = pd.DataFrame(rows)
     encoding: dict[str, Any] = {"x": alt.X(f"{x}:Q"),
                                 "y": alt.Y(f"{y}:Q", scale=alt.Scale(domain=[0, 1])),
-                                "color": _colour(series), "tooltip": list(frame.columns)}  # fmt: skip
+                                "color": _colour(series),
+                                "tooltip": list(frame.columns)}  # fmt: skip
     if dash is not None:
         encoding["strokeDash"] = alt.StrokeDash(f"{dash}:N")
     return alt.Chart(frame).mark_line(point=True).encode(**encoding).properties(height=320)

@@ -7,7 +7,7 @@ clean pass and each attack's outcomes) come from the store itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -151,7 +151,7 @@ def confusion(labels_from: np.ndarray, labels_to: np.ndarray, num_classes: int) 
 
 def filter_runs(
     runs: list[StoredRun],
-    kinds: list[str] | None = None,
+    kinds: Sequence[str] | None = None,
     text: str = "",
     finished_only: bool = False,
 ) -> list[StoredRun]:

@@ -4,12 +4,14 @@ queries."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
+from advlab.attacks import get_attack
 from advlab.dashboard import charts
 from advlab.dashboard.data import DashboardData, confusion, robust_curves
 from advlab.dashboard.views.common import pick_run, pick_unit
+from advlab.errors import AdvlabError
 from advlab.results import Evaluation
 
 
@@ -39,9 +41,9 @@ def render(data: DashboardData) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Perturbation size** of the successful examples")
-        sizes = [{"norm": name, "size": float(v)}
-                 for name, values in (("Linf", outcomes.linf), ("L2", outcomes.l2))
-                 for v in values[fooled]]  # fmt: skip
+        norm = st.radio("Norm", ["Linf", "L2"], horizontal=True, key="attacks_norm")
+        values = outcomes.linf if norm == "Linf" else outcomes.l2
+        sizes = [{"norm": norm, "size": float(v)} for v in values[fooled]]
         if sizes:
             st.altair_chart(charts.histogram(sizes, "size", "norm"), width="stretch")
         else:
@@ -57,7 +59,7 @@ def render(data: DashboardData) -> None:
     matrix = confusion(clean.pred, outcomes.adv_pred, len(names))
     st.markdown("**Clean vs adversarial predictions** (rows: clean, columns: adversarial)")
     st.dataframe(pd.DataFrame(matrix, index=names, columns=names))
-    if entry.query_curve:
+    if entry.query_curve and _black_box(entry.attack):
         st.markdown(f"**Queries to success** (share fooled within q queries; budget "
                     f"{entry.budget or 'none'})")  # fmt: skip
         curve = [{"queries": q, "share fooled": share, "series": key}
@@ -67,3 +69,11 @@ def render(data: DashboardData) -> None:
         if spent.size:
             st.caption(f"queries per attacked image: median {np.median(spent):g}, "
                        f"max {spent.max():g}")  # fmt: skip
+
+
+def _black_box(name: str) -> bool:
+    """Whether attack ``name`` only queries the model (False for an unknown name)."""
+    try:
+        return not get_attack(name).needs_gradients
+    except AdvlabError:
+        return False

@@ -8,7 +8,7 @@ clicking any widget while it runs stops it (Streamlit reruns the page).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 import torch
 

@@ -7,7 +7,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from advlab.dashboard import lab

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from advlab.dashboard import charts
 from advlab.dashboard.data import KINDS, DashboardData, StoredRun, filter_runs, robust_curves
+from advlab.errors import AdvlabError
 from advlab.results import DefenseComparison, DetectionEvaluation, Evaluation, TransferMatrix
 
 
@@ -48,6 +50,29 @@ def _headline(run: StoredRun, result: Any) -> dict[str, Any]:
     return row
 
 
+def scorecards(results: dict[str, Any]) -> None:
+    """The report's scorecard of each run, side by side (when advlab has one)."""
+    try:  # advlab.reports.scorecard arrives with `advlab report`
+        module = importlib.import_module("advlab.reports.scorecard")
+    except ImportError:
+        return
+    scored = {rid: r for rid, r in results.items() if isinstance(r, Evaluation | DefenseComparison)}
+    try:
+        cards = {rid: module.scorecard(result) for rid, result in scored.items()}
+    except AdvlabError as error:
+        st.warning(f"no scorecard: {error}")
+        return
+    if cards:
+        first = next(iter(cards.values()))
+        st.markdown("**Scorecard** (default thresholds: "
+                    f"clean ≥ {first.thresholds.min_clean:.0%}, "
+                    f"robust ≥ {first.thresholds.min_robust:.0%} at the largest eps)")  # fmt: skip
+        labels = [label for label, _ in first.rows()]
+        columns = {rid: [text for _, text in card.rows()] for rid, card in cards.items()}
+        st.dataframe(pd.DataFrame(columns, index=labels), key="compare_scorecards",
+                     height=36 * (len(labels) + 1) + 4)  # fmt: skip
+
+
 def _cell(value: Any) -> str:
     """A table cell as text: rates and times to 3 significant digits, blanks as "–"."""
     if value is None or (isinstance(value, float) and value != value):
@@ -59,7 +84,8 @@ def compare(data: DashboardData, runs: list[StoredRun]) -> None:
     st.subheader(f"Comparing {len(runs)} runs")
     results = {run.run_id: data.result(run.run_id) for run in runs}
     table = pd.DataFrame([_headline(run, results[run.run_id]) for run in runs]).set_index("run")
-    st.dataframe(table.T.map(_cell), key="compare_table")
+    st.dataframe(table.T.map(_cell), key="compare_table", height=36 * (table.shape[1] + 1) + 4)
+    scorecards(results)
     evaluations = {rid: r for rid, r in results.items() if isinstance(r, Evaluation)}
     if not evaluations:
         return
