@@ -183,3 +183,36 @@ def test_the_playground_attacks_one_image() -> None:
     assert Image.open(io.BytesIO(lab.png_bytes(outcome.adversarial))).size == (28, 28)
     assert lab.figure_png(outcome).startswith(b"\x89PNG")
     assert lab.predict(model, image) == int(outcome.clean_top[0][0])
+
+
+# -- model uploads ---------------------------------------------------------------------------
+ZOO = Path(__file__).resolve().parents[1] / "src" / "advlab" / "zoo"
+
+
+def test_uploaded_models_load(tmp_path: Path) -> None:
+    import torch
+
+    from advlab.dashboard.uploads import load_model_upload
+    from advlab.models import load_model
+
+    weights = (ZOO / "mnist-cnn.safetensors").read_bytes()
+    sidecar = (ZOO / "mnist-cnn.json").read_bytes()
+    image = np.zeros((1, 28, 28), dtype=np.float32)
+    reference = lab.top_k(load_model("mnist-cnn"), torch.as_tensor(image), [])
+    with_sidecar = load_model_upload(weights, "net.safetensors", sidecar=sidecar)
+    with_arch = load_model_upload(weights, "net.safetensors", architecture="mnist-cnn")
+    for model in (with_sidecar, with_arch):
+        top = lab.top_k(model, torch.as_tensor(image), [])
+        assert [name for name, _ in top] == [name for name, _ in reference]
+        assert [p for _, p in top] == pytest.approx([p for _, p in reference])
+    scripted = torch.jit.trace(load_model("mnist-cnn").eval(), torch.zeros(1, 1, 28, 28))
+    path = tmp_path / "net.pt"
+    scripted.save(str(path))
+    loaded = load_model_upload(path.read_bytes(), "net.pt")
+    assert lab.class_names(loaded, image) == [str(i) for i in range(10)]
+    with pytest.raises(UploadError, match="weights only"):
+        load_model_upload(weights, "net.safetensors")
+    with pytest.raises(UploadError, match="could not be loaded"):
+        load_model_upload(weights, "net.safetensors", architecture="cifar-resnet20")
+    with pytest.raises(UploadError, match="could not be loaded"):
+        load_model_upload(b"PK\x03\x04" + b"\x00" * 64, "broken.pt")

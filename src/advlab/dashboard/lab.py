@@ -58,6 +58,18 @@ def predict(model: Any, image: np.ndarray) -> int:
     return int(top_k(model, torch.as_tensor(image, dtype=torch.float32), [], 1)[0][0])
 
 
+def class_names(model: Any, image: np.ndarray) -> list[str]:
+    """The model's class names, or "0".."k-1" by its output width when it has none."""
+    names = [str(name) for name in getattr(model, "class_names", None) or []]
+    if names:
+        return names
+    count = int(getattr(model, "num_classes", 0) or 0)
+    if not count:
+        with torch.no_grad(), frozen_eval(model):
+            count = int(model(torch.as_tensor(image, dtype=torch.float32)[None]).shape[1])
+    return [str(index) for index in range(count)]
+
+
 def _name(names: list[str], index: int) -> str:
     return names[index] if index < len(names) else str(index)
 

@@ -4,7 +4,8 @@ An image is refused, with a message that says why, before it is decoded when it 
 large on disk, not a PNG or JPEG (by its bytes, not its name), or has more pixels than
 :data:`MAX_PIXELS` (a decompression bomb is a small file of a huge image: its header
 gives it away). A model file is refused when it is too large or neither safetensors nor
-TorchScript (a zip archive); it is loaded with advlab's own loader, which never unpickles.
+TorchScript (a zip archive); it is loaded with advlab's own loader, which never unpickles
+(:func:`load_model_upload`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from advlab.errors import AdvlabError
+from advlab.models import load_model
 
 MAX_IMAGE_BYTES = 10 * 2**20
 MAX_PIXELS = 4096 * 4096
@@ -108,6 +111,39 @@ def model_suffix(data: bytes, name: str) -> str:
     raise UploadError(
         f"'{name}' is neither a safetensors file nor a TorchScript archive: upload one of those"
     )
+
+
+MAX_SIDECAR_BYTES = 2**20
+
+
+def load_model_upload(
+    data: bytes, name: str, architecture: str | None = None, sidecar: bytes | None = None
+) -> Any:
+    """The model of an uploaded file, loaded by advlab's loader on the CPU.
+
+    A TorchScript archive loads as it is (it runs the code it holds: the dashboard binds
+    127.0.0.1 by default, so the uploader is its user). A safetensors file is either a
+    checkpoint with its JSON ``sidecar`` (runs no code) or the weights of the registry
+    model ``architecture``. Any failure is an :class:`UploadError` saying why.
+    """
+    suffix = model_suffix(data, name)
+    if suffix == ".safetensors" and sidecar is None and not architecture:
+        raise UploadError(
+            f"'{name}' holds weights only: upload its JSON sidecar too, or pick the "
+            "architecture they belong to"
+        )
+    if sidecar is not None and len(sidecar) > MAX_SIDECAR_BYTES:
+        raise UploadError(f"the sidecar is {_size(len(sidecar))}: at most 1 MB is accepted")
+    with tempfile.TemporaryDirectory(prefix="advlab-upload-") as folder:
+        path = save_model_upload(data, name, folder)
+        try:
+            if suffix == ".safetensors" and sidecar is None:
+                return load_model(str(architecture), weights=path, device="cpu")
+            if sidecar is not None:
+                path.with_suffix(".json").write_bytes(sidecar)
+            return load_model(path, device="cpu")
+        except (AdvlabError, RuntimeError, ValueError, KeyError, OSError) as error:
+            raise UploadError(f"'{name}' could not be loaded as a model: {error}") from None
 
 
 def save_model_upload(data: bytes, name: str, folder: str | Path | None = None) -> Path:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from advlab.dashboard import lab
 from advlab.dashboard.data import DashboardData
-from advlab.dashboard.uploads import UploadError, check_image, image_to_array, save_model_upload
+from advlab.dashboard.uploads import UploadError, check_image, image_to_array, load_model_upload
 from advlab.data import DATASETS, load_dataset
 from advlab.errors import AdvlabError
 from advlab.models import load_model, registered_models
@@ -27,12 +27,8 @@ def _registry_model(name: str) -> Any:
 
 
 @st.cache_resource(show_spinner="loading the uploaded model…", max_entries=2)
-def _uploaded_model(digest: str, _data: bytes, name: str) -> Any:
-    path = save_model_upload(_data, name)
-    try:
-        return load_model(path, device="cpu")
-    finally:
-        path.unlink(missing_ok=True)
+def _uploaded_model(digest: str, _data: bytes, name: str, arch: str | None, _side: Any) -> Any:
+    return load_model_upload(_data, name, arch, _side)
 
 
 @st.cache_resource(show_spinner="loading the data set…", max_entries=2)
@@ -50,7 +46,7 @@ def render(data: DashboardData) -> None:
         image, label = pick_image(model)
         if image is None:
             return
-        settings = pick_attack(model)
+        settings = pick_attack(lab.class_names(model, image))
         with st.spinner("attacking…"):
             outcome = lab.run_playground(model, image, label, **settings)
     except (UploadError, AdvlabError) as error:
@@ -70,11 +66,20 @@ def pick_model() -> Any:
         return _registry_model(st.selectbox("Registry model", names, index, key="pg_model"))
     upload = st.file_uploader("safetensors or TorchScript file", key="pg_model_file",
                               type=["safetensors", "pt", "pth", "ts"])  # fmt: skip
+    st.caption("TorchScript runs the code it holds: upload only files you trust.")
     if upload is None:
         st.info("Upload a model file, or pick one from the registry.")
         return None
+    sidecar, arch = None, None
+    if upload.name.endswith(".safetensors"):
+        side = st.file_uploader("its JSON sidecar (or pick an architecture)", type=["json"],
+                                key="pg_model_sidecar")  # fmt: skip
+        names = [entry.name for entry in registered_models()]
+        arch = None if side else st.selectbox("Architecture", names, key="pg_model_arch")
+        sidecar = side.getvalue() if side else None
     content = upload.getvalue()
-    return _uploaded_model(hashlib.sha256(content).hexdigest(), content, upload.name)
+    digest = hashlib.sha256(content + (sidecar or b"")).hexdigest()
+    return _uploaded_model(digest, content, upload.name, arch, sidecar)
 
 
 def pick_image(model: Any) -> tuple[np.ndarray | None, int]:
@@ -86,7 +91,7 @@ def pick_image(model: Any) -> tuple[np.ndarray | None, int]:
         name = left.selectbox("Data set", names, names.index(DEFAULT_DATA)
                               if DEFAULT_DATA in names else 0, key="pg_data")  # fmt: skip
         dataset = _dataset(name)
-        if dataset.image_shape != shape:
+        if all(shape) and dataset.image_shape != shape:
             raise AdvlabError(f"data set '{name}' has images of shape {dataset.image_shape}, "
                               f"the model reads {shape}: pick a matching pair")  # fmt: skip
         index = int(right.number_input(f"Image index (0–{len(dataset) - 1})", 0,
@@ -97,13 +102,16 @@ def pick_image(model: Any) -> tuple[np.ndarray | None, int]:
     if upload is None:
         st.info("Upload a PNG or JPEG image, or pick one from a data set.")
         return None, 0
-    image = image_to_array(check_image(upload.getvalue(), upload.name), shape)  # type: ignore[arg-type]
+    picture = check_image(upload.getvalue(), upload.name)
+    if not all(shape):  # a TorchScript model does not say: the image as it is
+        shape = (1 if picture.mode == "L" else 3, picture.height, picture.width)
+    image = image_to_array(picture, shape)  # type: ignore[arg-type]
     label = lab.predict(model, image)
     st.caption(f"No label for an uploaded image: the model's own prediction ({label}) is used.")
     return image, label
 
 
-def pick_attack(model: Any) -> dict[str, Any]:
+def pick_attack(classes: list[str]) -> dict[str, Any]:
     names = lab.attack_names()
     left, middle, right = st.columns(3)
     attack = left.selectbox("Attack", names, names.index("fgsm") if "fgsm" in names else 0,
@@ -116,12 +124,11 @@ def pick_attack(model: Any) -> dict[str, Any]:
     left.caption(f"eps = {eps:.4f} = {eps * 255:.1f}/255")
     has_steps = "steps" in lab.attack_options(attack)
     steps = middle.slider("steps", 1, 100, 10, key="pg_steps", disabled=not has_steps)
-    classes = list(getattr(model, "class_names", None) or range(model.num_classes))
-    target = right.selectbox("Target class", ["untargeted", *map(str, classes)], key="pg_target")
+    target = right.selectbox("Target class", ["untargeted", *classes], key="pg_target")
     return {"attack": attack, "eps": float(eps), "norm": norm,
             "steps": steps if has_steps else None,
-            "target": None if target == "untargeted" else [str(c) for c in classes].index(target),
-            "class_names": [str(c) for c in classes]}  # fmt: skip
+            "target": None if target == "untargeted" else classes.index(target),
+            "class_names": classes}  # fmt: skip
 
 
 def show(outcome: lab.Outcome) -> None:
