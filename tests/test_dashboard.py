@@ -216,3 +216,66 @@ def test_uploaded_models_load(tmp_path: Path) -> None:
         load_model_upload(weights, "net.safetensors", architecture="cifar-resnet20")
     with pytest.raises(UploadError, match="could not be loaded"):
         load_model_upload(b"PK\x03\x04" + b"\x00" * 64, "broken.pt")
+
+
+# -- the pages of the other run kinds (Streamlit's AppTest, no browser) -----------------------
+def _stored_kinds(path: Path) -> None:
+    from advlab.evaluation.store import ResultStore
+
+    cell = {"attack": "fgsm", "key": "fgsm-linf", "norm": "linf", "eps": 0.1}
+    transfer = {
+        "kind": "transfer", "dataset": "mnist-demo", "split": "test", "n": 8, "seed": 0,
+        "sources": ["a", "b"], "targets": ["a", "b"], "epsilons": [0.1],
+        "cells": [{**cell, "source": s, "target": t, "white_box": s == t,
+                   "success_rate": 0.9 if s == t else 0.3} for s in "ab" for t in "ab"],
+    }  # fmt: skip
+    row = {"robust_accuracy": 0.5, "adaptive_robust_accuracy": 0.2, "worst_attack": "bpda",
+           "gap": 0.3, "gap_flagged": True}  # fmt: skip
+    defend = {
+        "kind": "defense-comparison", "model": "mnist-cnn", "dataset": "mnist-demo", "n": 8,
+        "findings": ["jpeg looks robust only against the plain attack"],
+        "rows": [
+            {"label": "undefended", "kind": "undefended", "clean_accuracy": 1.0,
+             "cells": [{**cell, **row, "adaptive_robust_accuracy": 0.5}], "checks": None},
+            {"label": "jpeg", "kind": "preprocess", "clean_accuracy": 0.9,
+             "cells": [{**cell, **row}],
+             "checks": [{"name": "unbounded", "status": "warn", "numbers": {},
+                         "explanation": "accuracy stays above zero at large eps"}]},
+        ],
+    }  # fmt: skip
+    detect = {
+        "model": "mnist-cnn", "dataset": "mnist-demo", "n": 8, "clean_accuracy": 1.0,
+        "detector": {"detector": "squeeze", "fpr": 0.05}, "false_positive_rate": 0.04,
+        "results": [{**cell, "adaptive": False, "detection_rate": 0.8, "auc": 0.9,
+                     "roc": {"fpr": [0.0, 0.1, 1.0], "tpr": [0.0, 0.8, 1.0]}}],
+    }  # fmt: skip
+    with ResultStore(path) as store:
+        for run_id, summary in (("t1", transfer), ("d1", defend), ("x1", detect)):
+            store.start_run(run_id, {"kind": run_id}, {}, 1)
+            store.finish_run(run_id, summary)
+
+
+def test_defense_transfer_and_detection_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from advlab.dashboard import APP_FILE
+    from advlab.evaluation.store import default_store_path
+
+    monkeypatch.setenv("ADVLAB_HOME", str(tmp_path))
+    _stored_kinds(default_store_path())
+    runs = dash.DashboardData(default_store_path()).runs()
+    assert sorted(run.kind for run in runs) == ["defend", "detect", "transfer"]
+    app = AppTest.from_file(str(APP_FILE), default_timeout=60)
+    app.run()
+    assert not app.exception
+    app.sidebar.radio(key="page").set_value("Defenses").run()
+    assert not app.exception and not app.error
+    assert any("accuracy stays above zero" in w.value for w in app.warning)
+    assert any("jpeg looks robust" in m.value for m in app.markdown)
+    assert any("detector squeeze" in c.value for c in app.caption)
+    app.sidebar.radio(key="page").set_value("Transferability").run()
+    assert not app.exception and not app.error
+    assert any("diagonal is white-box" in c.value for c in app.caption)
