@@ -279,3 +279,33 @@ def test_defense_transfer_and_detection_pages(
     app.sidebar.radio(key="page").set_value("Transferability").run()
     assert not app.exception and not app.error
     assert any("diagonal is white-box" in c.value for c in app.caption)
+
+
+def test_attack_analytics_page_with_a_black_box_attack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from advlab.dashboard import APP_FILE
+    from advlab.data import load_dataset
+    from advlab.evaluation import AttackSpec, ResultStore, evaluate
+    from advlab.evaluation.store import default_store_path
+    from advlab.models import load_model
+
+    monkeypatch.setenv("ADVLAB_HOME", str(tmp_path))
+    square = AttackSpec("square", params={"max_queries": 30})
+    with ResultStore(default_store_path()) as store:
+        evaluate(load_model("mnist-cnn"), load_dataset("mnist-demo", n=4),
+                 [AttackSpec("fgsm"), square], [0.3], store=store, progress=False)  # fmt: skip
+    app = AppTest.from_file(str(APP_FILE), default_timeout=60)
+    app.run()
+    app.sidebar.radio(key="page").set_value("Attack analytics").run()
+    assert not app.exception and not app.error
+    assert any("Clean vs adversarial" in m.value for m in app.markdown)
+    assert not any("Queries to success" in m.value for m in app.markdown)  # fgsm: white-box
+    app.selectbox(key="attacks_unit_attack").set_value(square.key).run()
+    assert not app.exception and not app.error
+    assert any("Queries to success" in m.value and "budget 30" in m.value for m in app.markdown)
+    app.sidebar.radio(key="page").set_value("Examples").run()
+    assert not app.exception and not app.error
