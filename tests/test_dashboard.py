@@ -309,3 +309,26 @@ def test_attack_analytics_page_with_a_black_box_attack(
     assert any("Queries to success" in m.value and "budget 30" in m.value for m in app.markdown)
     app.sidebar.radio(key="page").set_value("Examples").run()
     assert not app.exception and not app.error
+
+
+def test_the_command_line_starts_streamlit_on_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from advlab.cli.main import app
+    from advlab.dashboard import APP_FILE, streamlit_command
+
+    command = streamlit_command("127.0.0.1", 8765, tmp_path / "s.sqlite")
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == str(APP_FILE)
+    options = dict(zip(command[5::2], command[6::2], strict=False))
+    assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8765"
+    assert command[-2:] == ["--store", str(tmp_path / "s.sqlite")]
+    seen: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda args: seen.append(args) or 0)
+    result = CliRunner().invoke(app, ["dashboard", "--host", "0.0.0.0", "--port", "9000",
+                                      "--store", str(tmp_path / "x.sqlite")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert seen == [streamlit_command("0.0.0.0", 9000, tmp_path / "x.sqlite")]

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("streamlit")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -186,6 +187,14 @@ def test_dashboard_in_chromium(server: str, store: tuple[Path, list[str]], tmp_p
         chooser.set_input_files(str(bomb))
         page.get_by_text("20000x20000 pixels").wait_for()
         page.screenshot(path=shots / "upload_bomb.png", full_page=True)
+        page.get_by_role("button", name="Remove").first.click()
+        settle(page)
+        digit = tmp_path / "digit.png"
+        Image.new("L", (56, 56), 0).save(digit)  # a real PNG: resized to 28x28 and attacked
+        chooser.set_input_files(str(digit))
+        page.get_by_text("No label for an uploaded image").wait_for()
+        page.get_by_text("Adversarial prediction:").wait_for()
+        page.screenshot(path=shots / "upload_ok.png", full_page=True)
 
         goto_page(page, "Runs")  # still alive
         page.get_by_text("2 of 2 runs").wait_for()
