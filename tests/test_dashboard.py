@@ -332,3 +332,22 @@ def test_the_command_line_starts_streamlit_on_the_app(
                                       "--store", str(tmp_path / "x.sqlite")])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert seen == [streamlit_command("0.0.0.0", 9000, tmp_path / "x.sqlite")]
+
+
+def test_the_run_list_is_read_again_when_the_store_changes(tmp_path: Path) -> None:
+    from advlab.evaluation.store import ResultStore
+
+    path = tmp_path / "results.sqlite"
+    summary = {"kind": "transfer", "cells": []}
+    with ResultStore(path) as store:
+        store.start_run("first", {"kind": "transfer"}, {}, 1)
+        store.finish_run("first", summary)
+    data = dash.DashboardData(path)
+    assert [run.run_id for run in data.runs()] == ["first"]
+    with ResultStore(path) as store:
+        store.start_run("second", {"kind": "transfer", "n": 2}, {}, 1)
+    assert {(run.run_id, run.status) for run in data.runs()} == {
+        ("first", "finished"),
+        ("second", "running"),
+    }
+    assert isinstance(data.result("fir"), TransferMatrix)

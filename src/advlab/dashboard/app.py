@@ -29,9 +29,15 @@ def store_path(argv: list[str]) -> str:
     return str(args.store or default_store_path())
 
 
+@st.cache_resource
+def open_store(path: str) -> DashboardData:
+    """One reader per store for the whole server (it caches what it read)."""
+    return DashboardData(path)
+
+
 def main() -> None:
     st.set_page_config(page_title="advlab dashboard", layout="wide")
-    data = DashboardData(store_path(sys.argv[1:]))
+    data = open_store(store_path(sys.argv[1:]))
     st.sidebar.title("advlab")
     page = st.sidebar.radio("Page", list(PAGES), key="page")
     st.sidebar.caption(f"store: {data.path}")

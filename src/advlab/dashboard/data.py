@@ -86,6 +86,13 @@ class DashboardData:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._runs: tuple[tuple[float, ...], list[StoredRun]] | None = None
+        self._results: dict[str, Result | None] = {}  # finished runs do not change
+
+    def _version(self) -> tuple[float, ...]:
+        """When the store (and its write-ahead log) last changed."""
+        files = (self.path, self.path.with_name(self.path.name + "-wal"))
+        return tuple(f.stat().st_mtime_ns if f.exists() else 0.0 for f in files)
 
     def _store(self) -> ResultStore:
         if not self.path.exists():
@@ -93,7 +100,14 @@ class DashboardData:
         return ResultStore(self.path)
 
     def runs(self) -> list[StoredRun]:
-        """Every stored run, newest first; the kind is read from finished runs' summaries."""
+        """Every stored run, newest first; the kind is read from finished runs' summaries.
+        Read again only when the store changed."""
+        version = self._version()
+        if self._runs is None or self._runs[0] != version:
+            self._runs = (version, self._read_runs())
+        return list(self._runs[1])
+
+    def _read_runs(self) -> list[StoredRun]:
         with self._store() as store:
             listed = store.list_runs()
             summaries = {
@@ -122,9 +136,11 @@ class DashboardData:
         return out
 
     def result(self, run_id: str) -> Result | None:
-        """A finished run's typed result."""
-        with self._store() as store:
-            return read_result(store.get_run(run_id))
+        """A finished run's typed result (a unique id prefix will do)."""
+        if run_id not in self._results:
+            with self._store() as store:
+                self._results[run_id] = read_result(store.get_run(run_id))
+        return self._results[run_id]
 
     def clean(self, run_id: str, n: int) -> CleanRows:
         """The clean pass of an evaluation, per image."""

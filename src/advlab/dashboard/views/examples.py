@@ -56,7 +56,9 @@ def render(data: DashboardData) -> None:
     if st.button("Show this page's images", key="examples_craft"):
         st.session_state[state_key] = craft(evaluation, key, eps, start, stop)
     if state_key in st.session_state:
-        clean_images, adversarial = st.session_state[state_key]
+        clean_images, adversarial, predicted = st.session_state[state_key]
+        st.caption("Crafted again with the run's attack settings (a random start may differ "
+                   "from the stored run's); captions give the model's prediction.")  # fmt: skip
         for offset in range(0, stop - start, 8):
             columns = st.columns(8)
             for j, column in enumerate(columns):
@@ -64,14 +66,15 @@ def render(data: DashboardData) -> None:
                 if i >= stop - start:
                     break
                 column.image(to_pil(clean_images[i]), caption=f"#{start + i} clean", width=72)
-                column.image(to_pil(adversarial[i]),
-                             caption=f"adv: {table['adversarial'].iloc[i]}", width=72)  # fmt: skip
+                column.image(to_pil(adversarial[i]), caption=f"adv: {name(int(predicted[i]))}",
+                             width=72)  # fmt: skip
 
 
 def craft(
     evaluation: Evaluation, key: str, eps: float, start: int, stop: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The clean and adversarial images ``start:stop`` of the run, crafted again."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clean and adversarial images ``start:stop`` of the run, crafted again, and the
+    model's predictions of the adversarial ones."""
     entry = evaluation.result(key, eps)
     try:
         model = load_model(evaluation.model)
@@ -84,11 +87,16 @@ def craft(
     images = dataset.pixels[start:stop].float() / 255.0
     labels = dataset.labels[start:stop]
     bar = st.progress(0.0, text="crafting… (click Stop to cancel)")
-    st.button("Stop", key="examples_stop")
+    stopper = st.empty()
+    stopper.button("Stop", key="examples_stop")  # any click reruns the page: this run stops
     out = []
     for i in range(images.shape[0]):
         result = attack(model, images[i : i + 1], torch.as_tensor(labels[i : i + 1]))
         out.append(result.adversarial.detach().cpu())
         bar.progress((i + 1) / images.shape[0], text=f"crafted {i + 1} of {images.shape[0]}")
     bar.empty()
-    return images.numpy(), torch.cat(out).numpy()
+    stopper.empty()
+    adversarial = torch.cat(out)
+    with torch.no_grad():
+        predicted = model(adversarial).argmax(dim=1).numpy()
+    return images.numpy(), adversarial.numpy(), predicted
