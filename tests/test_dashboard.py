@@ -279,6 +279,12 @@ def test_defense_transfer_and_detection_pages(
     app.sidebar.radio(key="page").set_value("Transferability").run()
     assert not app.exception and not app.error
     assert any("diagonal is white-box" in c.value for c in app.caption)
+    app.sidebar.radio(key="page").set_value("Runs").run()
+    app.multiselect(key="runs_compare").set_value(["t1", "d1", "x1"]).run()
+    assert not app.exception and not app.error
+    shown = " ".join(m.value for m in app.markdown)
+    for title in ("Defenses", "Transfer success rate", "Detection ROC"):
+        assert title in shown
 
 
 def test_attack_analytics_page_with_a_black_box_attack(

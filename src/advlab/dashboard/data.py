@@ -199,3 +199,14 @@ def robust_curves(evaluation: Evaluation, label: str = "") -> list[dict[str, Any
         for eps, value in sorted(evaluation.worst_case.items())
     ]
     return rows
+
+
+def roc_rows(evaluation: DetectionEvaluation, label: str = "") -> list[dict[str, Any]]:
+    """Long-form ROC points (series, false and true positive rate) of every entry."""
+    prefix = f"{label}: " if label else ""
+    return [
+        {"series": f"{prefix}{e.key} @ {e.eps:g}" + (" (adaptive)" if e.adaptive else ""),
+         "false positive rate": fpr, "true positive rate": tpr}
+        for e in evaluation.results
+        for fpr, tpr in zip(e.roc.get("fpr", []), e.roc.get("tpr", []), strict=False)
+    ]  # fmt: skip

@@ -6,7 +6,7 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from advlab.dashboard import charts
-from advlab.dashboard.data import DashboardData
+from advlab.dashboard.data import DashboardData, roc_rows
 from advlab.dashboard.views.common import pick_run
 from advlab.results import DefenseComparison, DetectionEvaluation
 
@@ -66,11 +66,7 @@ def show_detection(evaluation: DetectionEvaluation) -> None:
         ),  # fmt: skip
         hide_index=True,
     )
-    curves = [{"series": f"{e.key} @ {e.eps:g}" + (" (adaptive)" if e.adaptive else ""),
-               "false positive rate": fpr, "true positive rate": tpr}
-              for e in evaluation.results
-              for fpr, tpr in zip(e.roc.get("fpr", []), e.roc.get("tpr", []),
-                                  strict=False)]  # fmt: skip
+    curves = roc_rows(evaluation)
     if curves:
         st.markdown("**ROC** (clean vs fooling adversarial examples)")
         st.altair_chart(charts.lines(curves, "false positive rate", "true positive rate"),

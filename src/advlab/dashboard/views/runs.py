@@ -9,8 +9,14 @@ import pandas as pd  # type: ignore[import-untyped]
 import streamlit as st
 
 from advlab.dashboard import charts
-from advlab.dashboard.data import KINDS, DashboardData, StoredRun, filter_runs, robust_curves
-from advlab.errors import AdvlabError
+from advlab.dashboard.data import (
+    KINDS,
+    DashboardData,
+    StoredRun,
+    filter_runs,
+    robust_curves,
+    roc_rows,
+)
 from advlab.results import DefenseComparison, DetectionEvaluation, Evaluation, TransferMatrix
 
 
@@ -59,7 +65,7 @@ def scorecards(results: dict[str, Any]) -> None:
     scored = {rid: r for rid, r in results.items() if isinstance(r, Evaluation | DefenseComparison)}
     try:
         cards = {rid: module.scorecard(result) for rid, result in scored.items()}
-    except AdvlabError as error:
+    except Exception as error:  # an extra on this page: it never breaks the comparison
         st.warning(f"no scorecard: {error}")
         return
     if cards:
@@ -80,12 +86,39 @@ def _cell(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def overlay_others(results: dict[str, Any]) -> None:
+    """Defense comparisons, transfer matrices and detection ROCs of several runs, overlaid."""
+    defended = [{"run": rid[:8], "defense @ attack @ eps": f"{row.label} @ {c.key} @ {c.eps:g}",
+                 "adaptive robust accuracy": c.adaptive_robust_accuracy}
+                for rid, r in results.items() if isinstance(r, DefenseComparison)
+                for row in r.rows for c in row.cells]  # fmt: skip
+    if defended:
+        st.markdown("**Defenses**: robust accuracy under the strongest (adaptive) attack")
+        chart = charts.bars(defended, "defense @ attack @ eps", "adaptive robust accuracy", "run")
+        st.altair_chart(chart, width="stretch")
+    transfer = [{"run": rid[:8], "source → target @ eps": f"{c.source} → {c.target} @ {c.eps:g}",
+                 "success rate": c.success_rate}
+                for rid, r in results.items() if isinstance(r, TransferMatrix)
+                for c in r.cells]  # fmt: skip
+    if transfer:
+        st.markdown("**Transfer success rate** per source, target and eps")
+        chart = charts.bars(transfer, "source → target @ eps", "success rate", "run")
+        st.altair_chart(chart, width="stretch")
+    roc = [row for rid, r in results.items() if isinstance(r, DetectionEvaluation)
+           for row in roc_rows(r, rid[:8])]  # fmt: skip
+    if roc:
+        st.markdown("**Detection ROC** of every run")
+        chart = charts.lines(roc, "false positive rate", "true positive rate")
+        st.altair_chart(chart, width="stretch")
+
+
 def compare(data: DashboardData, runs: list[StoredRun]) -> None:
     st.subheader(f"Comparing {len(runs)} runs")
     results = {run.run_id: data.result(run.run_id) for run in runs}
     table = pd.DataFrame([_headline(run, results[run.run_id]) for run in runs]).set_index("run")
     st.dataframe(table.T.map(_cell), key="compare_table", height=36 * (table.shape[1] + 1) + 4)
     scorecards(results)
+    overlay_others(results)
     evaluations = {rid: r for rid, r in results.items() if isinstance(r, Evaluation)}
     if not evaluations:
         return
