@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -334,6 +335,7 @@ def test_the_command_line_starts_streamlit_on_the_app(
     assert command[-2:] == ["--store", str(tmp_path / "s.sqlite")]
     seen: list[list[str]] = []
     monkeypatch.setattr(subprocess, "call", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(os, "execv", lambda path, args: seen.append(args))
     result = CliRunner().invoke(app, ["dashboard", "--host", "0.0.0.0", "--port", "9000",
                                       "--store", str(tmp_path / "x.sqlite")])  # fmt: skip
     assert result.exit_code == 0, result.output

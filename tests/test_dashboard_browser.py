@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -80,7 +81,11 @@ def server(store: tuple[Path, list[str]]) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "advlab.cli.main", "dashboard", "--port", str(port),
                "--store", str(store[0])]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = store[0].with_name("dashboard.log")
+    with log.open("wb") as output:  # a file, not a pipe: nothing can fill up and block it
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 40
         while True:
@@ -90,16 +95,17 @@ def server(store: tuple[Path, list[str]]) -> Iterator[str]:
                         break
             except OSError:
                 pass
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+            assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the dashboard did not start in 40 s"
             time.sleep(0.3)
         yield url
-    finally:
-        process.terminate()
+    finally:  # the server and anything it started: its own process group
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def goto_page(page: object, name: str) -> None:

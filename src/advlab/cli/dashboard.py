@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -31,4 +32,7 @@ def dashboard(
     from advlab.evaluation.store import default_store_path
 
     command = streamlit_command(host, port, store or default_store_path())
+    if os.name == "posix":  # Streamlit takes this process's place: a signal stops the server
+        os.execv(command[0], command)
+        return
     raise typer.Exit(subprocess.call(command))

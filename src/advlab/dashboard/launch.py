@@ -6,6 +6,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -40,16 +41,16 @@ def running_dashboard(store: str | Path, timeout: float = 60.0) -> Iterator[str]
     """Run the dashboard on a free localhost port for the block; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    log = tempfile.TemporaryFile()  # not a pipe: nothing can fill up and block the server
     process = subprocess.Popen(
-        streamlit_command("127.0.0.1", port, store),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        streamlit_command("127.0.0.1", port, store), stdout=log, stderr=subprocess.STDOUT
     )
     try:
         deadline = time.monotonic() + timeout
         while not _healthy(url):
             if process.poll() is not None:
-                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                log.seek(0)
+                output = log.read().decode(errors="replace")
                 raise AdvlabError(f"the dashboard stopped at start:\n{output}")
             if time.monotonic() > deadline:
                 raise AdvlabError(f"the dashboard did not answer within {timeout:g} s")
@@ -62,6 +63,7 @@ def running_dashboard(store: str | Path, timeout: float = 60.0) -> Iterator[str]
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 def _healthy(url: str) -> bool:
