@@ -7,6 +7,7 @@ clean pass and each attack's outcomes) come from the store itself.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,23 +111,31 @@ class DashboardData:
     def _read_runs(self) -> list[StoredRun]:
         with self._store() as store:
             listed = store.list_runs()
-            summaries = {
-                row["run_id"]: store.get_run(row["run_id"])
-                for row in listed
-                if row["status"] == "finished"
-            }
+            summaries: dict[str, dict[str, Any]] = {}
+            for row in listed:
+                if row["status"] == "finished":
+                    with contextlib.suppress(AdvlabError):  # damaged: listed as unknown
+                        summaries[str(row["run_id"])] = store.get_run(str(row["run_id"]))
         out = []
         for row in listed:
-            summary = summaries.get(row["run_id"], {})
-            clean = summary.get("clean_accuracy", row.get("clean_accuracy"))
+            run_id = str(row["run_id"])
+            summary = summaries.get(run_id)
+            kind: Kind = "unknown" if summary is None else kind_of(summary)
+            try:
+                result = None if summary is None else read_result(summary)
+            except AdvlabError:  # a damaged summary: listed, but not readable
+                result, kind = None, "unknown"
+            if result is not None:
+                self._results[run_id] = result
+            clean = getattr(result, "clean_accuracy", None)
             out.append(
                 StoredRun(
-                    run_id=str(row["run_id"]),
-                    kind=kind_of(summary) if summary else "unknown",
+                    run_id=run_id,
+                    kind=kind,
                     status=str(row["status"]),
                     created=str(row["created"]),
-                    model=str(row.get("model") or summary.get("model") or ""),
-                    dataset=str(row.get("dataset") or ""),
+                    model=str(row.get("model") or getattr(result, "model", "") or ""),
+                    dataset=str(row.get("dataset") or getattr(result, "dataset", "") or ""),
                     n=int(row.get("n") or 0),
                     attacks=tuple(row.get("attacks") or ()),
                     epsilons=tuple(float(e) for e in row.get("epsilons") or ()),
