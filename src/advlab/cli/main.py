@@ -13,6 +13,7 @@ import typer
 from advlab import __version__
 from advlab.cli import info
 from advlab.cli.attack import attack
+from advlab.cli.dashboard import dashboard
 from advlab.cli.defend import defend
 from advlab.cli.detect import detect
 from advlab.cli.evaluate import demo, evaluate
@@ -50,7 +51,7 @@ def version() -> None:
 
 COMMANDS: list[Callable[..., None]] = [demo, evaluate, attack, train, transfer, defend, detect,
                                        info.serve, info.models, info.datasets, info.attacks,
-                                       info.runs]  # fmt: skip
+                                       info.runs, dashboard]  # fmt: skip
 for command in COMMANDS:
     app.command()(command)
 
