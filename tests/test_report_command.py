@@ -249,6 +249,6 @@ def test_scorecard_verdicts():
 
 
 def test_cli_report_errors_in_one_line(capsys, tmp_path):
-    code, _, err = run_cli(["report", str(tmp_path / "missing"), "--store",
-                            str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "o")], capsys)  # fmt: skip
+    args = ["report", str(tmp_path / "missing"), "--store", str(tmp_path / "s.sqlite")]
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "no run" in err
