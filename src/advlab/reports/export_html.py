@@ -16,7 +16,7 @@ from advlab.reports.comparison import (
     provenance,
     report_environment,
 )
-from advlab.reports.html_parts import picker, scorecard_section
+from advlab.reports.html_parts import Picker, scorecard_section
 from advlab.reports.template import esc, img, json_details, meta_table, write_page
 
 _TEXT = ' class="text"'
@@ -42,21 +42,19 @@ def _run_section(run: ReportRun, index: int) -> str:
     table = detail(run.results)
     box = f"run-{index}"
     head = "".join(f"<th>{esc(h)}</th>" for h in table.headers)
+    texts = table.text_rows()
+    at = table.keys.index("eps")
+    keys = [("*" if raw[0] in ("clean", "worst case") else text[0], "*" if raw[0] == "clean"
+             else text[at]) for raw, text in zip(table.rows, texts, strict=True)]  # fmt: skip
+    pick = Picker(box, [a for a, _ in keys if a != "*"], [e for _, e in keys if e != "*"])
     body = []
-    for raw, text in zip(table.rows, table.text_rows(), strict=True):
-        attack = "*" if raw[0] in ("clean", "worst case") else text[0]
-        eps = "*" if raw[0] == "clean" else text[table.keys.index("eps")]
+    for text, (attack, eps) in zip(texts, keys, strict=True):
         cells = "".join(f"<td{_TEXT if i == 0 else ''}>{esc(t)}</td>" for i, t in enumerate(text))
-        body.append(f'<tr data-attack="{esc(attack)}" data-eps="{esc(eps)}">{cells}</tr>')
-    attacks = [t[0] for r, t in zip(table.rows, table.text_rows(), strict=True)
-               if r[0] not in ("clean", "worst case")]  # fmt: skip
-    epsilons = [t[table.keys.index("eps")] for r, t in zip(table.rows, table.text_rows(),
-                strict=True) if r[0] != "clean"]  # fmt: skip
+        body.append(f"<tr{pick.attrs(attack, eps)}>{cells}</tr>")
     facts = provenance(run)
     return (
         f'<section id="{box}"><h2>Run {esc(run.label)}</h2>'
-        f"{picker(box, attacks, epsilons)}"
-        f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>'
-        f"<h3>Provenance</h3>{meta_table(facts[:-1])}"
+        + pick.wrap(f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>')
+        + f"<h3>Provenance</h3>{meta_table(facts[:-1])}"
         f"{json_details(run.results.config, 'Full configuration (JSON)')}</section>"
     )

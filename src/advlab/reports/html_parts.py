@@ -1,8 +1,8 @@
 """HTML pieces the report pages share: the scorecard section and the attack / eps picker.
 
-The picker is two ``<select>`` elements and a few lines of inline script that hide the
-items (rows, figures) of other attacks or epsilons; no framework, nothing loaded. On
-paper every item shows and the picker hides, so a printed page holds everything.
+The picker is two groups of radio buttons and a few CSS rules that hide the items (rows,
+figures) of other attacks or epsilons: no script, nothing loaded. On paper every item
+shows and the picker hides, so a printed page holds everything.
 """
 
 from __future__ import annotations
@@ -18,40 +18,46 @@ _VERDICT_STYLE = {
     "n/a": "background:#f4f6f9",
 }
 
-_PICKER_SCRIPT = """<script>
-function advlabPick(id) {
-  var box = document.getElementById(id), sel = box.querySelectorAll('.picker select');
-  var a = sel[0].value, e = sel[1].value;
-  box.querySelectorAll('[data-attack]').forEach(function (el) {
-    el.hidden = (a !== '*' && el.dataset.attack !== a && el.dataset.attack !== '*') ||
-                (e !== '*' && el.dataset.eps !== e && el.dataset.eps !== '*');
-  });
-}
-</script>"""
-_PICKER_STYLE = (
-    "<style>.picker{margin:6px 0;font-size:13px}.picker select{margin:0 12px 0 4px}"
-    "@media print{.picker{display:none}[data-attack][hidden]{display:revert!important}}"
-    "</style>"
-)
 
+class Picker:
+    """Attack and eps radio buttons that filter items: CSS only (``:checked ~``), no script.
 
-def picker(box_id: str, attacks: Sequence[str], epsilons: Sequence[str]) -> str:
-    """Two selects (attack, eps) that filter the ``[data-attack][data-eps]`` items inside
-    the element ``box_id``; an item whose value is ``*`` always shows."""
+    :meth:`attrs` marks an item (a row, a figure) with its attack and eps (``*``: always
+    shown); :meth:`wrap` puts the buttons before the items, which they must precede as
+    siblings. On paper every item shows and the buttons hide.
+    """
 
-    def select(label: str, values: Sequence[str]) -> str:
-        options = '<option value="*">all</option>' + "".join(
-            f'<option value="{esc(v)}">{esc(v)}</option>' for v in dict.fromkeys(values)
+    def __init__(self, box: str, attacks: Sequence[str], epsilons: Sequence[str]) -> None:
+        self.box = box
+        self.values = {"a": list(dict.fromkeys(attacks)), "e": list(dict.fromkeys(epsilons))}
+
+    def attrs(self, attack: str, eps: str) -> str:
+        index = {key: 0 if v == "*" else self.values[key].index(v) + 1
+                 for key, v in (("a", attack), ("e", eps))}  # fmt: skip
+        return f' data-a="{index["a"]}" data-e="{index["e"]}"'
+
+    def wrap(self, items: str) -> str:
+        rules, buttons = [], []
+        for key, label in (("a", "Attack"), ("e", "Eps")):
+            group = [f'<span class="pick-label">{label}:</span>']
+            for i, value in enumerate(["all", *self.values[key]]):
+                ident = f"{self.box}-{key}{i}"
+                checked = " checked" if i == 0 else ""
+                group.append(
+                    f'<input type="radio" class="pick" name="{self.box}-{key}" id="{ident}"'
+                    f'{checked}><label for="{ident}">{esc(value)}</label>'
+                )
+                if i:
+                    rules.append(f'#{ident}:checked ~ .items [data-{key}]:not([data-{key}="{i}"])'
+                                 f':not([data-{key}="0"]){{display:none}}')  # fmt: skip
+            buttons.append(" ".join(group) + "<br>")
+        style = (
+            "<style>.pick-label{font-size:13px;margin-right:4px}"
+            "label{font-size:13px;margin-right:10px}" + "".join(rules) + "@media print{"
+            ".pick,.pick+label,.pick-label{display:none}.items [data-a]{display:revert!important}}"
+            "</style>"
         )
-        return (
-            f"<label>{esc(label)}<select onchange=\"advlabPick('{esc(box_id)}')\">"
-            f"{options}</select></label>"
-        )
-
-    return (
-        f'{_PICKER_STYLE}{_PICKER_SCRIPT}<div class="picker">'
-        f"{select('Attack', attacks)}{select('Eps', epsilons)}</div>"
-    )
+        return f'{style}{"".join(buttons)}<div class="items">{items}</div>'
 
 
 def scorecard_section(cards: Sequence[Scorecard], labels: Sequence[str] = ()) -> str:
