@@ -18,7 +18,9 @@ def png_data_uri(image: torch.Tensor, size: int = 96) -> str:
     array = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
     picture = Image.fromarray(array)
     scale = max(1, size // max(picture.size))
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    picture = picture.resize(
+        (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
+    )
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

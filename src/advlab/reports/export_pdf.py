@@ -61,7 +61,7 @@ def _table(fig: Figure, top: float, header: Sequence[str], rows: Sequence[Sequen
     cut = [[_clip(str(c), n) for c, n in zip(row, chars, strict=True)] for row in rows]
     labels = [_clip(h, n) for h, n in zip(header, chars, strict=True)]
     table = ax.table(cellText=cut, colLabels=labels, colWidths=widths, cellLoc="left",
-                     colLoc="left", bbox=(0, 0, 1, 1))  # fmt: skip
+                     colLoc="left", bbox=[0, 0, 1, 1])  # type: ignore[arg-type]  # fmt: skip
     table.auto_set_font_size(False)
     table.set_fontsize(font)
     for (row, _), cell in table.get_celld().items():

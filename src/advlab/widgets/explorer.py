@@ -68,7 +68,7 @@ class Explorer:
         class_names: Sequence[str] | None = None,
     ) -> None:
         try:
-            import ipywidgets as widgets
+            import ipywidgets as widgets  # type: ignore[import-untyped]
         except ImportError:
             raise AdvlabError(
                 "the explorer needs ipywidgets: pip install 'advlab[notebook]'"
