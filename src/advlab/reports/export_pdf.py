@@ -44,12 +44,22 @@ def write_report_pdf(runs: Sequence[ReportRun], path: str | Path, title: str) ->
     return path
 
 
+def write_scorecard_png(runs: Sequence[ReportRun], path: str | Path, title: str) -> Path:
+    """The scorecard page alone, cropped, as a PNG (for a slide, a README or an e-mail)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = _scorecard_page(runs, title)
+    figure.savefig(path, format="png", dpi=110, bbox_inches="tight", pad_inches=0.15,
+                   metadata={"Software": None})  # fmt: skip
+    return path
+
+
 def _page() -> Figure:
     return Figure(figsize=A4, dpi=100)
 
 
 def _table(fig: Figure, top: float, header: Sequence[str], rows: Sequence[Sequence[str]],
-           first: float = 0.25, font: float = 7) -> float:  # fmt: skip
+           first: float = 0.25, font: float = 7, colours: Sequence[str] = ()) -> float:  # fmt: skip
     """Draw a table below ``top`` (page fraction), the first column ``first`` of the width
     and the rest shared; long texts are cut to fit. Returns where the table ends."""
     width, height = 0.88, 0.018 * (len(rows) + 1)
@@ -68,6 +78,8 @@ def _table(fig: Figure, top: float, header: Sequence[str], rows: Sequence[Sequen
         cell.set_linewidth(0.3)
         if row == 0:
             cell.set_text_props(weight="bold")
+    for column, colour in enumerate(colours, start=1):  # the first row's cells (the verdict)
+        table[1, column].set_facecolor(colour)
     return top - height
 
 
@@ -76,7 +88,8 @@ def _scorecard_page(runs: Sequence[ReportRun], title: str) -> Figure:
     fig.text(0.06, 0.95, title, fontsize=14, weight="bold")
     fig.text(0.06, 0.925, "Scorecard", fontsize=12)
     header, rows = scorecard_table(runs)
-    end = _table(fig, 0.91, header, rows)
+    fill = {"pass": "#d5ecd9", "fail": "#f6d5d1", "n/a": "#eeeeee"}
+    end = _table(fig, 0.91, header, rows, colours=[fill[run.card.verdict] for run in runs])
     thresholds = runs[0].card.thresholds
     lines = [
         f"Pass: clean accuracy >= {100 * thresholds.min_clean:g}% and worst-case robust accuracy "

@@ -81,13 +81,14 @@ def load_run(name: str, store_path: str | None = None) -> dict[str, Any]:
 
 def run_report(config: ReportConfig) -> ReportOutput:
     """Write the report of ``config.runs`` in every format of ``config.formats`` to
-    ``config.out``; figures go to ``<out>/figures`` (PDF and SVG)."""
+    ``config.out``; figures go to ``<out>/figures`` (PDF and SVG), and the PDF format
+    adds the scorecard alone as ``scorecard.png``."""
     from advlab.reports.comparison import comparison_figure, report_runs
     from advlab.reports.export_data import write_report_csv, write_report_json
     from advlab.reports.export_html import write_report_html
     from advlab.reports.export_latex import write_report_latex
     from advlab.reports.export_markdown import write_report_markdown
-    from advlab.reports.export_pdf import write_report_pdf
+    from advlab.reports.export_pdf import write_report_pdf, write_scorecard_png
     from advlab.reports.figures import save_figure
     from advlab.reports.scorecard import Thresholds
 
@@ -106,7 +107,8 @@ def run_report(config: ReportConfig) -> ReportOutput:
         ]
     writers = {
         "html": lambda: [write_report_html(runs, out / "report.html", title)],
-        "pdf": lambda: [write_report_pdf(runs, out / "report.pdf", title)],
+        "pdf": lambda: [write_report_pdf(runs, out / "report.pdf", title),
+                        write_scorecard_png(runs, out / "scorecard.png", title)],
         "md": lambda: [write_report_markdown(runs, out / "report.md", title,
                                              "figures/robustness.svg"), *figures],
         "latex": lambda: [write_report_latex(runs, out / "report.tex", title,
