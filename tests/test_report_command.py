@@ -89,7 +89,7 @@ def _check_scorecard(values: dict[str, str], results: dict) -> None:
 def test_every_format_is_written(report):
     out, _ = report
     for name in ("report.html", "report.pdf", "report.md", "report.tex", "scorecard.csv",
-                 "results.csv", "report.json", "figures/robustness.pdf",
+                 "results.csv", "report.json", "scorecard.png", "figures/robustness.pdf",
                  "figures/robustness.svg"):  # fmt: skip
         assert (out / name).stat().st_size > 0, name
 
@@ -252,3 +252,13 @@ def test_cli_report_errors_in_one_line(capsys, tmp_path):
     args = ["report", str(tmp_path / "missing"), "--store", str(tmp_path / "s.sqlite")]
     code, _, err = run_cli([*args, "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "no run" in err
+
+
+def test_run_page_opens_with_the_scorecard_and_has_pickers_without_script(demo):
+    folder, results, _ = demo
+    text = (folder / "report.html").read_text()
+    assert text.index('id="scorecard"') < text.index('id="run"')
+    card = scorecard(results)
+    assert f"{100 * card.robust_accuracy:.2f}%" in text
+    assert 'type="radio"' in text and "@media print" in text
+    assert not re.search(r"<script\b", text, re.IGNORECASE)
