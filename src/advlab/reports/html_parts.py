@@ -53,7 +53,7 @@ class Picker:
             buttons.append(" ".join(group) + "<br>")
         style = (
             "<style>.pick-label{font-size:13px;margin-right:4px}"
-            "label{font-size:13px;margin-right:10px}" + "".join(rules) + "@media print{"
+            ".pick+label{font-size:13px;margin-right:10px}" + "".join(rules) + "@media print{"
             ".pick,.pick+label,.pick-label{display:none}.items [data-a]{display:revert!important}}"
             "</style>"
         )
