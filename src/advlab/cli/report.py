@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from advlab.cli.options import Store, console
+from advlab.reports.scorecard import DEFAULT_MIN_CLEAN, DEFAULT_MIN_ROBUST
 from advlab.workflows.report import FORMATS, ReportConfig, run_report
 
 
@@ -29,14 +30,12 @@ def report(
     out: Annotated[str, typer.Option(help="Folder to write the report to.")] = "advlab-report",
     store: Store = None,
     min_clean: Annotated[
-        float, typer.Option(help="Clean accuracy a run needs to pass (fraction; default 0.90).")
-    ] = 0.90,
+        float, typer.Option(help="Clean accuracy a run needs to pass (a fraction).")
+    ] = DEFAULT_MIN_CLEAN,
     min_robust: Annotated[
         float,
-        typer.Option(
-            help="Worst-case robust accuracy at --eps a run needs to pass (fraction; default 0.50)."
-        ),
-    ] = 0.50,
+        typer.Option(help="Worst-case robust accuracy at --eps a run needs to pass (a fraction)."),
+    ] = DEFAULT_MIN_ROBUST,
     eps: Annotated[
         str | None,
         typer.Option(help="Eps to judge at (0.03 or 8/255; default: each run's largest)."),

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from advlab.errors import AdvlabError, check
+from advlab.reports.scorecard import DEFAULT_MIN_CLEAN, DEFAULT_MIN_ROBUST
 from advlab.workflows.base import RunConfig, epsilon_value
 
 Format = Literal["html", "pdf", "md", "latex", "csv", "json"]
@@ -30,8 +31,8 @@ class ReportConfig(RunConfig):
     formats: list[Format] = Field(default_factory=lambda: list(FORMATS))
     out: str = "advlab-report"
     store: str | None = None
-    min_clean: float = Field(default=0.90, ge=0, le=1)
-    min_robust: float = Field(default=0.50, ge=0, le=1)
+    min_clean: float = Field(default=DEFAULT_MIN_CLEAN, ge=0, le=1)
+    min_robust: float = Field(default=DEFAULT_MIN_ROBUST, ge=0, le=1)
     eps: float | None = None
     title: str | None = None
 
