@@ -52,6 +52,12 @@ class AttackResult:
     def success_rate(self) -> float:
         return float(self.success.float().mean()) if self.success.numel() else 0.0
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the first adversarial examples as an image grid."""
+        from advlab.attacks.display import result_html
+
+        return result_html(self)
+
 
 def check_inputs(images: Any, labels: Any, model: Any = None, targets: Any = None) -> None:
     """One-line errors for the inputs users most often get wrong."""

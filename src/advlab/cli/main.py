@@ -18,6 +18,7 @@ from advlab.cli.defend import defend
 from advlab.cli.detect import detect
 from advlab.cli.evaluate import demo, evaluate
 from advlab.cli.options import console, err_console
+from advlab.cli.report import report
 from advlab.cli.train import train
 from advlab.cli.transfer import transfer
 from advlab.errors import AdvlabError
@@ -50,8 +51,8 @@ def version() -> None:
 
 
 COMMANDS: list[Callable[..., None]] = [demo, evaluate, attack, train, transfer, defend, detect,
-                                       info.serve, info.models, info.datasets, info.attacks,
-                                       info.runs, dashboard]  # fmt: skip
+                                       report, info.serve, info.models, info.datasets,
+                                       info.attacks, info.runs, dashboard]  # fmt: skip
 for command in COMMANDS:
     app.command()(command)
 

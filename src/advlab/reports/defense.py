@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 
 from advlab.errors import check
 from advlab.reports.figures import DPI
+from advlab.reports.html_parts import scorecard_section
+from advlab.reports.scorecard import scorecard
 from advlab.reports.tables import format_eps, format_percent
 from advlab.reports.template import esc, img, json_details, report_path, run_section, write_page
 from advlab.results import CellResult, DefenseComparison, RowResult
@@ -121,7 +123,9 @@ def write_defense_report(
         ("Total time", f"{results.seconds or 0.0:.1f} s"),
         ("advlab version", results.advlab_version),
     ]
+    card = scorecard_section([scorecard(results)]) if results.rows else ""
     write_page(path, title, [
+        card,
         run_section(fields),
         defense_section(results),
         f'<section id="settings"><h2>Settings</h2>{json_details(results.config)}</section>',

@@ -24,6 +24,8 @@ from advlab.reports.figures import (
     robustness_curve,
     series_label,
 )
+from advlab.reports.html_parts import Picker, scorecard_section
+from advlab.reports.scorecard import scorecard
 from advlab.reports.tables import (
     COLUMNS,
     format_eps,
@@ -50,6 +52,7 @@ from advlab.results import AttackEvaluation, Evaluation
 logger = logging.getLogger(__name__)
 
 SECTIONS = (
+    ("scorecard", "Scorecard"),
     ("run", "Run"),
     ("settings", "Settings"),
     ("results", "Results"),
@@ -83,6 +86,7 @@ def write_html_report(
         title,
         [
             _nav(results),
+            scorecard_section([scorecard(results)]),
             _run_section(results),
             _settings_section(results),
             _results_section(results),
@@ -167,13 +171,18 @@ def _settings_section(results: Evaluation) -> str:
 
 def _results_section(results: Evaluation) -> str:
     head = "".join(f"<th{_align(c.key)}>{esc(c.header)}</th>" for c in COLUMNS)
+    rows = [(row, row.cells()) for row in table_rows(results)]
+    keys = [
+        (texts[0] if row.kind == "attack" else "*", "*" if row.kind == "clean" else texts[2])
+        for row, texts in rows
+    ]
+    pick = Picker("results", [a for a, _ in keys if a != "*"], [e for _, e in keys if e != "*"])
     body = []
-    for row in table_rows(results):
+    for (row, texts), (attack, eps) in zip(rows, keys, strict=True):
         cells = "".join(
-            f"<td{_align(c.key)}>{esc(text)}</td>"
-            for c, text in zip(COLUMNS, row.cells(), strict=True)
+            f"<td{_align(c.key)}>{esc(text)}</td>" for c, text in zip(COLUMNS, texts, strict=True)
         )
-        body.append(f'<tr class="{row.kind}">{cells}</tr>')
+        body.append(f'<tr class="{row.kind}"{pick.attrs(attack, eps)}>{cells}</tr>')
     note = (
         "Robust accuracy: share of all images still classified correctly under attack. "
         "ASR (attack success rate): share of the correctly classified images the attack "
@@ -181,9 +190,9 @@ def _results_section(results: Evaluation) -> str:
         "The worst case counts an image as broken when any attack broke it at that eps."
     )
     return (
-        f'<section id="results"><h2>Results</h2><div class="scroll"><table>'
-        f"<tr>{head}</tr>{''.join(body)}</table></div>"
-        f'<p class="muted">{esc(note)}</p></section>'
+        '<section id="results"><h2>Results</h2>'
+        + pick.wrap(f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>')
+        + f'<p class="muted">{esc(note)}</p></section>'
     )
 
 
@@ -203,10 +212,18 @@ def _examples_section(
     parts = ['<section id="examples"><h2>Examples</h2>']
     if not examples:
         parts.append('<p class="muted">No examples were kept for this run.</p>')
-    for key, example in examples.items():
+    pairs = [_example_pair(key) for key in examples]
+    pick = Picker("examples", [a for a, _ in pairs], [e for _, e in pairs if e != "*"])
+    items = []
+    for (key, example), (attack, eps) in zip(examples.items(), pairs, strict=True):
         figure = example_grid(example, names)
         name = _example_name(key)
-        parts.append(f"<h3>{esc(name)}</h3><figure>{img(figure, f'examples of {name}')}</figure>")
+        items.append(
+            f"<div{pick.attrs(attack, eps)}><h3>{esc(name)}</h3>"
+            f"<figure>{img(figure, f'examples of {name}')}</figure></div>"
+        )
+    if items:
+        parts.append(pick.wrap("".join(items)))
     parts.append(
         '<p class="muted">Rows: clean image (true label, prediction, confidence), '
         "adversarial image (prediction, confidence; red when wrong), perturbation amplified "
@@ -281,6 +298,13 @@ def _example_name(key: Any) -> str:
     if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], (int, float)):
         return f"{key[0]} eps={format_eps(key[1], 'linf' if 'linf' in str(key[0]) else '')}"
     return str(key)
+
+
+def _example_pair(key: Any) -> tuple[str, str]:
+    """(attack, eps) of an example key, for the picker; ``*`` where the key has no eps."""
+    if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], (int, float)):
+        return str(key[0]), format_eps(key[1], "linf" if "linf" in str(key[0]) else "")
+    return str(key), "*"
 
 
 def _eps_entry(entry: AttackEvaluation) -> str:

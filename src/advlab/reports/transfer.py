@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from advlab.errors import check
 from advlab.reports.figures import DPI, save_figure
+from advlab.reports.html_parts import Picker
 from advlab.reports.tables import format_eps, format_percent
 from advlab.reports.template import esc, img, json_details, report_path, run_section, write_page
 from advlab.results import TransferCell, TransferMatrix
@@ -102,11 +103,17 @@ def transfer_section(results: Results) -> str:
     runs = results.runs()
     if not runs:
         parts.append('<p class="muted">No transfer results were recorded.</p>')
+    pick = Picker("transfer", [k for k, _, _ in runs], [format_eps(e, n) for _, n, e in runs])
+    items = []
     for key, norm, eps in runs:
         title = f"{key} eps={format_eps(eps, norm)}"
-        parts.append(f"<h3>{esc(title)}</h3>")
-        parts.append(f"<figure>{img(transfer_heatmap(results, key, eps), title)}</figure>")
-        parts.append(_matrix_table(results, key, eps))
+        items.append(
+            f"<div{pick.attrs(key, format_eps(eps, norm))}><h3>{esc(title)}</h3>"
+            f"<figure>{img(transfer_heatmap(results, key, eps), title)}</figure>"
+            f"{_matrix_table(results, key, eps)}</div>"
+        )
+    if items:
+        parts.append(pick.wrap("".join(items)))
     note = (
         "Rows: the model the examples were crafted on; columns: the model they were shown "
         "to. Success rate: share of the images that both models classify correctly whose "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, Union, cast, get_args, get_origin
 
 from advlab.errors import check
+from advlab.results.html import render
 
 _T = TypeVar("_T")
 
@@ -141,6 +142,10 @@ class JsonResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Any:
         raise NotImplementedError
+
+    def _repr_html_(self) -> str | None:
+        """Jupyter shows the result as HTML tables (:mod:`advlab.results.html`)."""
+        return render(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The file's text, as advlab writes it (``default=str`` for odd config values)."""
