@@ -39,7 +39,7 @@ def main() -> None:
     st.set_page_config(page_title="advlab dashboard", layout="wide")
     data = open_store(store_path(sys.argv[1:]))
     st.sidebar.title("advlab")
-    page = st.sidebar.radio("Page", list(PAGES), key="page")
+    page = str(st.sidebar.radio("Page", list(PAGES), key="page"))
     st.sidebar.caption(f"store: {data.path}")
     try:
         PAGES[page](data)

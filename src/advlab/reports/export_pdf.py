@@ -35,7 +35,7 @@ def write_report_pdf(runs: Sequence[ReportRun], path: str | Path, title: str) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context({"pdf.fonttype": 42}):
-        metadata = {"Title": title, "Creator": "advlab", "CreationDate": dt.datetime.now(dt.UTC)}
+        metadata = {"Title": title, "Creator": "advlab", "CreationDate": dt.datetime.now(dt.timezone.utc)}
         with PdfPages(path, metadata=metadata) as pdf:
             pdf.savefig(_scorecard_page(runs, title))
             pdf.savefig(_figure_page(runs))

@@ -16,7 +16,7 @@ def pick_run(data: DashboardData, kind: Kind, key: str) -> tuple[StoredRun, Any]
         st.info(f"No finished {kind} run in {data.path} yet.")
         return None
     labels = {f"{r.run_id} · {r.model} · {r.dataset} · {r.created}": r for r in runs}
-    run = labels[st.selectbox("Run", list(labels), key=key)]
+    run = labels[str(st.selectbox("Run", list(labels), key=key))]
     return run, data.result(run.run_id)
 
 
@@ -24,10 +24,10 @@ def pick_unit(pairs: list[tuple[str, float]], key: str) -> tuple[str, float]:
     """An (attack key, eps) chosen with two selectors."""
     attacks = list(dict.fromkeys(attack for attack, _ in pairs))
     left, right = st.columns(2)
-    attack = left.selectbox("Attack", attacks, key=f"{key}_attack")
+    attack = str(left.selectbox("Attack", attacks, key=f"{key}_attack"))
     epsilons = [eps for a, eps in pairs if a == attack]
     eps = right.selectbox("eps", epsilons, key=f"{key}_eps", format_func=eps_label)
-    return attack, float(eps)
+    return attack, float(eps if eps is not None else epsilons[0])
 
 
 def eps_label(eps: float) -> str:

@@ -63,7 +63,7 @@ def pick_model() -> Any:
     if source == "registry":
         names = [entry.name for entry in registered_models()]
         index = names.index(DEFAULT_MODEL) if DEFAULT_MODEL in names else 0
-        return _registry_model(st.selectbox("Registry model", names, index, key="pg_model"))
+        return _registry_model(str(st.selectbox("Registry model", names, index, key="pg_model")))
     upload = st.file_uploader("safetensors or TorchScript file", key="pg_model_file",
                               type=["safetensors", "pt", "pth", "ts"])  # fmt: skip
     st.caption("TorchScript runs the code it holds: upload only files you trust.")
@@ -88,8 +88,8 @@ def pick_image(model: Any) -> tuple[np.ndarray | None, int]:
     if source == "data set":
         names = list(DATASETS)
         left, right = st.columns(2)
-        name = left.selectbox("Data set", names, names.index(DEFAULT_DATA)
-                              if DEFAULT_DATA in names else 0, key="pg_data")  # fmt: skip
+        name = str(left.selectbox("Data set", names, names.index(DEFAULT_DATA)
+                                  if DEFAULT_DATA in names else 0, key="pg_data"))  # fmt: skip
         dataset = _dataset(name)
         if all(shape) and dataset.image_shape != shape:
             raise AdvlabError(f"data set '{name}' has images of shape {dataset.image_shape}, "
@@ -105,7 +105,7 @@ def pick_image(model: Any) -> tuple[np.ndarray | None, int]:
     picture = check_image(upload.getvalue(), upload.name)
     if not all(shape):  # a TorchScript model does not say: the image as it is
         shape = (1 if picture.mode == "L" else 3, picture.height, picture.width)
-    image = image_to_array(picture, shape)  # type: ignore[arg-type]
+    image = image_to_array(picture, shape)
     label = lab.predict(model, image)
     st.caption(f"No label for an uploaded image: the model's own prediction ({label}) is used.")
     return image, label
@@ -114,9 +114,9 @@ def pick_image(model: Any) -> tuple[np.ndarray | None, int]:
 def pick_attack(classes: list[str]) -> dict[str, Any]:
     names = lab.attack_names()
     left, middle, right = st.columns(3)
-    attack = left.selectbox("Attack", names, names.index("fgsm") if "fgsm" in names else 0,
-                            key="pg_attack")  # fmt: skip
-    norm = middle.selectbox("Norm", ["linf", "l2"], key="pg_norm")
+    attack = str(left.selectbox("Attack", names, names.index("fgsm") if "fgsm" in names else 0,
+                                key="pg_attack"))  # fmt: skip
+    norm = str(middle.selectbox("Norm", ["linf", "l2"], key="pg_norm"))
     top = 0.5 if norm == "linf" else 10.0
     step = 1 / 255 if norm == "linf" else 0.05
     eps = left.slider("eps (pixel units)", 0.0, top, 8 / 255 if norm == "linf" else 1.0, step,
@@ -124,7 +124,7 @@ def pick_attack(classes: list[str]) -> dict[str, Any]:
     left.caption(f"eps = {eps:.4f} = {eps * 255:.1f}/255")
     has_steps = "steps" in lab.attack_options(attack)
     steps = middle.slider("steps", 1, 100, 10, key="pg_steps", disabled=not has_steps)
-    target = right.selectbox("Target class", ["untargeted", *classes], key="pg_target")
+    target = str(right.selectbox("Target class", ["untargeted", *classes], key="pg_target"))
     return {"attack": attack, "eps": float(eps), "norm": norm,
             "steps": steps if has_steps else None,
             "target": None if target == "untargeted" else classes.index(target),

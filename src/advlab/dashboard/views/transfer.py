@@ -18,8 +18,8 @@ def render(data: DashboardData) -> None:
     matrix = picked[1]
     assert isinstance(matrix, TransferMatrix)
     key, eps = pick_unit([(k, e) for k, _, e in matrix.runs()], "transfer_unit")
-    value = st.radio("Value", ["success_rate", "target_adversarial_accuracy"], horizontal=True,
-                     key="transfer_value")  # fmt: skip
+    value = str(st.radio("Value", ["success_rate", "target_adversarial_accuracy"],
+                         horizontal=True, key="transfer_value"))  # fmt: skip
     values = matrix.matrix(key, eps, value)
     rows = [{"source": s, "target": t, value: v}
             for s, row in zip(matrix.sources, values, strict=True)
