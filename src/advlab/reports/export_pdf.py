@@ -35,7 +35,8 @@ def write_report_pdf(runs: Sequence[ReportRun], path: str | Path, title: str) ->
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context({"pdf.fonttype": 42}):
-        metadata = {"Title": title, "Creator": "advlab", "CreationDate": dt.datetime.now(dt.timezone.utc)}
+        created = dt.datetime.now(dt.timezone.utc)
+        metadata = {"Title": title, "Creator": "advlab", "CreationDate": created}
         with PdfPages(path, metadata=metadata) as pdf:
             pdf.savefig(_scorecard_page(runs, title))
             pdf.savefig(_figure_page(runs))
