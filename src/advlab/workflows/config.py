@@ -7,7 +7,7 @@ reads back: ``advlab evaluate --config out/config.yaml`` repeats (and resumes) t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -76,6 +76,25 @@ class EvaluateConfig(_Sweep):
     examples: int = Field(default=8, ge=0, le=64)
     # A defense spec such as "jpeg:quality=75": adds the adaptive attacks and the checks.
     defense: str | None = None
+    # A preset cascade (standard, fast, quick; docs/suite.md) in suite_norm, after the attacks.
+    suite: Literal["standard", "fast", "quick"] | None = None
+    suite_norm: Literal["linf", "l2"] = "linf"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _suite_alone(cls, data: Any) -> Any:
+        """With a suite, the attacks default to none (the suite alone)."""
+        if isinstance(data, dict) and data.get("suite") and not {"attacks", "attack"} & set(data):
+            return {**data, "attacks": []}
+        return data
+
+    @model_validator(mode="after")
+    def _sweep(self) -> EvaluateConfig:
+        if not self.attacks and not self.suite:
+            raise ValueError("give at least one --attack or a --suite")
+        suite = [AttackChoice(name="pgd", norm=self.suite_norm)] if self.suite else []
+        check_linf([*self.attacks, *suite], self.epsilons)
+        return self
 
     @field_validator("defense")
     @classmethod
@@ -94,6 +113,8 @@ class EvaluateConfig(_Sweep):
 
         if self.target is None:
             return self
+        if self.suite:
+            raise ValueError(f"--suite {self.suite} needs gradients, which --target cannot give")
         for choice in self.attacks:
             if get_attack(choice.name).needs_gradients:
                 raise ValueError(
