@@ -66,7 +66,8 @@ def evaluate(
     ] = None,
     split: Annotated[str, typer.Option(help="train or test.")] = "test",
     n: Annotated[
-        int | None, typer.Option(help="Evaluate a seeded random subset of n images.")
+        int | None,
+        typer.Option("--n", "-n", help="Evaluate a seeded random subset of n images."),
     ] = 1000,
     attack: Annotated[
         list[str] | None,
