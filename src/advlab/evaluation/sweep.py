@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -102,9 +102,11 @@ def evaluate(
     epsilons = [float(eps) for eps in epsilons]
     check(len(dataset) > 0, "the data set is empty: give at least one image")
     check(examples >= 0, f"examples must be >= 0, got {examples}")
-    check_sweep(attacks, epsilons, batch_size)
+    # A SuiteSpec has an AttackSpec's shape (key, params, build, to_dict): both check alike.
+    check_sweep(cast(list[AttackSpec], attacks), epsilons, batch_size)
     check_fit(model, dataset)
-    identity = run_identity(model, dataset, attacks, epsilons, batch_size, seed)
+    identity = run_identity(model, dataset, cast(list[AttackSpec], attacks), epsilons,
+                            batch_size, seed)  # fmt: skip
     run_id = run_id_of(identity)
     config = {
         **(run_config or {}), "batch_size": batch_size, "seed": seed, "epsilons": epsilons,
@@ -173,7 +175,9 @@ class _Sweep:
                 return
             kind, key, eps, offset, seconds, values = payload
             if kind == "clean":
-                self.store.write_clean(self.run_id, offset, *values, seconds)
+                labels, prediction, confidence = values
+                self.store.write_clean(self.run_id, offset, labels, prediction, confidence,
+                                       seconds)  # fmt: skip
             else:
                 rows, keep, part = values
                 if part is not None:  # first: the unit marked done is always complete

@@ -79,12 +79,13 @@ def _run(config: EvaluateConfig, *, progress: bool, force: bool) -> EvaluationOu
     results_path = out_dir / "results.json"
     if store is None:  # not rank 0: it writes the files
         return EvaluationOutput(results, results_path, None)
-    if config.defense:
+    plain = [spec for spec in specs if isinstance(spec, AttackSpec)]
+    if config.defense and plain:
         # The standard attacks above, plus their adaptive versions and the masking checks.
         from advlab.evaluation.defend import compare_defenses, defense_candidate
 
         comparison = compare_defenses(
-            base, data, [defense_candidate(base, config.defense)], specs, config.epsilons,
+            base, data, [defense_candidate(base, config.defense)], plain, config.epsilons,
             seed=config.seed, batch_size=config.batch_size, progress=progress,
             run_config=config.model_dump(), store=store,  # stored as it goes: resumable
         )  # fmt: skip
