@@ -77,6 +77,15 @@ def test_presets_and_their_checks() -> None:
         Cascade({})
 
 
+def test_bad_input_gets_the_attacks_one_line_errors(small_mnist_model) -> None:
+    with pytest.raises(AdvlabError, match=r"images must be in \[0, 1\]"):
+        suite("quick", EPS)(
+            small_mnist_model, torch.full((2, 1, 28, 28), 255.0), torch.zeros(2).long()
+        )
+    with pytest.raises(AdvlabError, match="torch.nn.Module"):
+        suite("quick", EPS)(lambda x: x, torch.zeros(2, 1, 28, 28), torch.zeros(2).long())
+
+
 @pytest.mark.slow
 def test_quick_suite_on_a_model(small_mnist_model, batch) -> None:
     model, (images, labels) = small_mnist_model, batch
@@ -84,3 +93,14 @@ def test_quick_suite_on_a_model(small_mnist_model, batch) -> None:
     with torch.no_grad():
         assert torch.equal(result.success, model(result.adversarial).argmax(1) != labels)
     assert int(result.queries.max()) <= 20 + 3 * 20
+
+
+def test_a_float64_model_with_a_black_box_attack(small_mnist_model, batch) -> None:
+    """Black-box attacks answer in float32; the cascade keeps the model's dtype."""
+    import copy
+
+    model = copy.deepcopy(small_mnist_model).double()
+    images, labels = batch[0][:8].double(), batch[1][:8]
+    result = Cascade({"square": Square(EPS, max_queries=20, seed=0)})(model, images, labels)
+    assert result.adversarial.dtype == torch.float64
+    assert float(perturbation_norms(result.adversarial, images)["linf"].max()) <= EPS + 1e-6

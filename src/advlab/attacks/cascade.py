@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from advlab.attacks.apgd import APGD, APGDT
-from advlab.attacks.base import Attack, AttackResult
+from advlab.attacks.base import Attack, AttackResult, check_inputs
 from advlab.attacks.blackbox import Square
 from advlab.attacks.fab import FABT
 from advlab.attacks.gradient import layout
@@ -100,6 +100,7 @@ class Cascade:
     ) -> CascadeResult:
         check(isinstance(model, nn.Module),
               f"a cascade attacks a torch.nn.Module, got {type(model).__name__}")  # fmt: skip
+        check_inputs(images, labels, model)
         labels = labels.detach().long()
         dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), images.dtype)
         images = images.detach().to(dtype)
@@ -121,7 +122,8 @@ class Cascade:
             seconds[label] = time.perf_counter() - start
             queries[label][active.cpu()] = result.queries
             keep = result.success if stage > 1 else torch.ones_like(result.success)
-            adversarial[active[keep]] = result.adversarial[keep]
+            # (black-box attacks answer in float32 whatever the model's dtype)
+            adversarial[active[keep]] = result.adversarial[keep].to(adversarial.dtype)
             broken = active[result.success]
             robust[broken] = False
             broken_by[broken.cpu()] = stage
@@ -138,8 +140,8 @@ def standard(eps: float, norm: Norm = LINF, seed: int | None = 0) -> Cascade:
 
     Cost per image still robust at the end: 100 + 900 + 900 = 1,900 forward+backward
     passes (APGD-CE 100 steps, APGD-T and FAB-T 9 targets x 100 steps) and up to 5,000
-    forward passes (Square, 5,000 queries), plus about 25 forward passes (clean checks,
-    each run's last point).
+    forward passes (Square, 5,000 queries), plus 26 forward passes (the cascade's clean
+    check; per attack a clean check and a final check; per run its last point).
     """
     return Cascade({
         "apgd-ce": APGD(eps, 100, norm, loss="ce", seed=seed),
@@ -153,7 +155,7 @@ def fast(eps: float, norm: Norm = LINF, seed: int | None = 0) -> Cascade:
     """APGD-CE and APGD-T (9 targets), 100 steps each: the white-box part of ``standard``.
 
     Cost per image still robust at the end: 1,000 forward+backward passes (100 + 9 x 100)
-    plus about 12 forward passes.
+    plus 15 forward passes (checks and each run's last point, as in ``standard``).
     """
     return Cascade({
         "apgd-ce": APGD(eps, 100, norm, loss="ce", seed=seed),
@@ -165,7 +167,7 @@ def quick(eps: float, norm: Norm = LINF, seed: int | None = 0) -> Cascade:
     """A cheap smoke test for CI: APGD-CE 20 steps, then APGD-T over 3 targets, 20 steps.
 
     Cost per image still robust at the end: 80 forward+backward passes (20 + 3 x 20) plus
-    about 6 forward passes. Not a robustness claim: an upper bound on robust accuracy.
+    9 forward passes. Not a robustness claim: an upper bound on robust accuracy.
     """
     return Cascade({
         "apgd-ce": APGD(eps, 20, norm, loss="ce", seed=seed),

@@ -19,6 +19,7 @@ are the clean image's most likely other classes, each run on the images still ro
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from advlab.attacks.base import Attack, register_attack
@@ -39,6 +40,8 @@ def hyperplane_step(
     pixel can go before it leaves the box, and ``<w, d>`` grows piecewise linearly in
     ``s``; sorting the rooms finds the piece where it reaches ``c``, exactly. Where the
     box does not reach the hyperplane, every pixel goes to its bound (the closest step).
+    (For a norm whose steepest direction is not the sign or a multiple of ``w``, L1 say,
+    the step is feasible but not the smallest.)
     """
     flip = torch.where(c < 0, -1.0, 1.0).to(w.dtype)
     w, c = w * flip.view(-1, *([1] * (w.dim() - 1))), c.abs()
@@ -52,8 +55,8 @@ def hyperplane_step(
     total = grown[:, -1:]
     at_breaks = reached + rooms * (total - grown)  # <w, d(s)> at s = each room
     k = (at_breaks >= c[:, None]).to(torch.uint8).argmax(dim=1, keepdim=True)
-    before = torch.nn.functional.pad(reached, (1, 0)).gather(1, k)
-    slope = (total - torch.nn.functional.pad(grown, (1, 0)).gather(1, k)).clamp_min(_TINY)
+    before = F.pad(reached, (1, 0)).gather(1, k)
+    slope = (total - F.pad(grown, (1, 0)).gather(1, k)).clamp_min(_TINY)
     s = torch.where(at_breaks[:, -1:] >= c[:, None], (c[:, None] - before) / slope, rooms[:, -1:])
     return (u * torch.minimum(room, s)).view_as(x)
 

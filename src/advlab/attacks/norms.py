@@ -240,17 +240,3 @@ class L2Ball(LpBall):
 def perturbation_norms(adversarial: torch.Tensor, x0: torch.Tensor) -> dict[str, torch.Tensor]:
     """The size of ``adversarial - x0`` per image in every registered norm."""
     return {name: ball.distance(adversarial, x0) for name, ball in NORMS.items()}
-
-
-# -- the functional form, by norm name (what ``advlab.attacks.threat`` offered) -------------
-def random_start(x0: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    return get_norm(norm).random_start(x0, eps)
-
-
-def direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
-    return get_norm(norm).direction(grad)
-
-
-def project(x: torch.Tensor, x0: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Nearest point of the eps-ball around ``x0`` intersected with the [0, 1] box."""
-    return get_norm(norm).project(x, x0, eps)

@@ -9,10 +9,13 @@ import typer
 from advlab.cli.options import (
     BatchSize,
     ConfigOption,
+    DataDir,
     Device,
     Force,
     Quiet,
     Seed,
+    Split,
+    Weights,
     build_config,
     console,
 )
@@ -24,10 +27,10 @@ def attack(
     ctx: typer.Context,
     config_file: ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to attack.")] = "mnist-cnn",
-    weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
+    weights: Weights = None,
     dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
-    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    data_dir: DataDir = None,
+    split: Split = "test",
     n: Annotated[int | None, typer.Option(help="Number of images.")] = 100,
     attack: Annotated[
         str, typer.Option("--attack", "-a", help="Attack with options, e.g. pgd:steps=20.")

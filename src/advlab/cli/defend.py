@@ -10,12 +10,17 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from advlab.cli.options import (
+    Attacks,
     BatchSize,
     ConfigOption,
+    DataDir,
+    DefaultNorm,
     Device,
+    Epsilons,
     Force,
     Quiet,
     Seed,
+    Split,
     build_config,
     console,
 )
@@ -54,17 +59,12 @@ def defend(
     detector_fit_n: Annotated[
         int, typer.Option(help="Clean images (not attacked) to fit the detector on.")
     ] = 500,
-    attack: Annotated[
-        list[str] | None,
-        typer.Option("--attack", "-a", help="Attack, repeatable (default fgsm, pgd, mim)."),
-    ] = None,
-    eps: Annotated[
-        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
-    ] = None,
-    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    attack: Attacks = None,
+    eps: Epsilons = None,
+    norm: DefaultNorm = "linf",
     dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
-    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    data_dir: DataDir = None,
+    split: Split = "test",
     n: Annotated[int | None, typer.Option(help="Seeded random subset of n images.")] = 200,
     eot_samples: Annotated[int, typer.Option(help="Random draws per EOT gradient.")] = 10,
     gap: Annotated[

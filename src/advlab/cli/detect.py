@@ -11,11 +11,15 @@ from rich.table import Column, Table
 from advlab.cli.options import (
     BatchSize,
     ConfigOption,
+    DataDir,
+    DefaultNorm,
     Device,
+    Epsilons,
     Force,
     Quiet,
     Seed,
     Store,
+    Weights,
     build_config,
     console,
 )
@@ -28,9 +32,9 @@ def detect(
     ctx: typer.Context,
     config_file: ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
-    weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
+    weights: Weights = None,
     dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist",
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
+    data_dir: DataDir = None,
     detector: Annotated[
         str, typer.Option(help="squeeze (feature squeezing) or binary (trained on features).")
     ] = "squeeze",
@@ -38,10 +42,8 @@ def detect(
         list[str] | None,
         typer.Option("--attack", "-a", help="Attack, repeatable; options as pgd:steps=20."),
     ] = None,
-    eps: Annotated[
-        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.1 or 8/255).")
-    ] = None,
-    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    eps: Epsilons = None,
+    norm: DefaultNorm = "linf",
     fpr: Annotated[float, typer.Option(help="Target false positive rate on clean images.")] = 0.05,
     n: Annotated[int, typer.Option(help="Test images: attacked, and clean for the FPR.")] = 500,
     n_fit: Annotated[int, typer.Option(help="Clean images the detector is fitted on.")] = 2000,

@@ -11,10 +11,15 @@ from rich.table import Column, Table
 from advlab.cli.options import (
     BatchSize,
     ConfigOption,
+    DataDir,
+    DefaultNorm,
     Device,
+    Epsilons,
     Force,
     Quiet,
     Seed,
+    Split,
+    Weights,
     build_config,
     console,
     pct,
@@ -52,19 +57,15 @@ def evaluate(
     model: Annotated[
         str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")
     ] = "mnist-cnn",
-    weights: Annotated[
-        str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")
-    ] = None,
+    weights: Weights = None,
     target: Annotated[
         str | None, typer.Option(help="Attack a black box instead: http://HOST:PORT or FILE.onnx.")
     ] = None,
     dataset: Annotated[
         str, typer.Option(help="Data set name (see 'advlab datasets').")
     ] = "mnist-demo",
-    data_dir: Annotated[
-        str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
-    ] = None,
-    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    data_dir: DataDir = None,
+    split: Split = "test",
     n: Annotated[
         int | None,
         typer.Option("--n", "-n", help="Evaluate a seeded random subset of n images."),
@@ -75,10 +76,8 @@ def evaluate(
             "--attack", "-a", help="Attack, repeatable; options as pgd:steps=20,restarts=2."
         ),
     ] = None,
-    eps: Annotated[
-        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
-    ] = None,
-    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    eps: Epsilons = None,
+    norm: DefaultNorm = "linf",
     batch_size: BatchSize = 128,
     seed: Seed = 0,
     device: Device = "auto",

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from advlab.cli.options import Device, console, pct
+from advlab.cli.options import Device, Weights, console, pct
 
 
 def models() -> None:
@@ -96,7 +96,7 @@ def runs(
 
 def serve(
     model: Annotated[str, typer.Option(help="Model to serve (as for evaluate).")] = "mnist-cnn",
-    weights: Annotated[str | None, typer.Option(help="Weights file.")] = None,
+    weights: Weights = None,
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes it.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     labels_only: Annotated[

@@ -29,6 +29,20 @@ Store = Annotated[
     str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
 ]
 BatchSize = Annotated[int, typer.Option(help="Images per batch.")]
+Weights = Annotated[str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")]
+DataDir = Annotated[
+    str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
+]
+Split = Annotated[str, typer.Option(help="train or test.")]
+DefaultNorm = Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")]
+Epsilons = Annotated[
+    list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
+]
+#: For the commands whose default attacks are fgsm, pgd and mim.
+Attacks = Annotated[
+    list[str] | None,
+    typer.Option("--attack", "-a", help="Attack, repeatable (default fgsm, pgd, mim)."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 Force = Annotated[
     bool, typer.Option("--force", help="Overwrite the results of a different run in --out.")

@@ -9,6 +9,7 @@ import typer
 from advlab.cli.options import (
     BatchSize,
     ConfigOption,
+    DataDir,
     Device,
     Quiet,
     Seed,
@@ -33,7 +34,7 @@ def train(
     config_file: ConfigOption = None,
     model: Annotated[str, typer.Option(help="Registry model to train.")] = "mnist-cnn",
     dataset: Annotated[str, typer.Option(help="Training data set.")] = "mnist",
-    data_dir: Annotated[str | None, typer.Option(help="Folder holding the data.")] = None,
+    data_dir: DataDir = None,
     epochs: Annotated[int, typer.Option(help="Number of epochs.")] = 5,
     batch_size: BatchSize = 128,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,

@@ -9,12 +9,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from advlab.cli.options import (
+    Attacks,
     BatchSize,
     ConfigOption,
+    DataDir,
+    DefaultNorm,
     Device,
+    Epsilons,
     Force,
     Quiet,
     Seed,
+    Split,
     Store,
     build_config,
     console,
@@ -39,21 +44,14 @@ def transfer(
         list[str] | None,
         typer.Option("--target", "-t", help="Model to evaluate on, repeatable (default: sources)."),
     ] = None,
-    attack: Annotated[
-        list[str] | None,
-        typer.Option("--attack", "-a", help="Attack, repeatable (default fgsm, pgd, mim)."),
-    ] = None,
-    eps: Annotated[
-        list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
-    ] = None,
-    norm: Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")] = "linf",
+    attack: Attacks = None,
+    eps: Epsilons = None,
+    norm: DefaultNorm = "linf",
     dataset: Annotated[
         str | None, typer.Option(help="Data set (default: the first source's data set).")
     ] = None,
-    data_dir: Annotated[
-        str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
-    ] = None,
-    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+    data_dir: DataDir = None,
+    split: Split = "test",
     n: Annotated[int | None, typer.Option(help="Use a seeded random subset of n images.")] = 1000,
     batch_size: BatchSize = 128,
     seed: Seed = 0,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -203,7 +204,7 @@ def _download_with_torchvision(name: str) -> Path:
     }
     raw = cache_dir() / "datasets" / "raw"
     target = cache_dir() / "datasets" / _npz_filename(name)
-    arrays = {}
+    arrays: dict[str, Any] = {}  # Any: numpy's stub would match **arrays to allow_pickle
     log.info("downloading %s with torchvision into %s", name, raw)
     try:
         for split in SPLITS:
@@ -299,7 +300,7 @@ def _load_image_folder(
     files, labels, folder_classes = _list_labelled_images(root)
     if not files:
         raise AdvlabError(f"no images found in {root}: expected class sub-folders or labels.csv")
-    names = class_names or folder_classes or [str(i) for i in range(max(labels) + 1)]
+    names = list(class_names or folder_classes or [str(i) for i in range(max(labels) + 1)])
     positions = subset_positions(len(files), n, seed)
     resize = int(round(image_size * 256 / 224))
     arrays = []

@@ -47,12 +47,12 @@ class _Substitute(torch.autograd.Function):
     """Forward: the given output, bit for bit; backward: zero, or the gradient unchanged."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, output: torch.Tensor, identity: bool) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, output: torch.Tensor, identity: bool) -> torch.Tensor:
         ctx.identity = identity
         return output.clone()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         return (grad if ctx.identity else torch.zeros_like(grad)), None, None
 
 
@@ -66,7 +66,7 @@ def substitute(
     a plain gradient attack runs and meets the masked gradient instead of crashing. The
     forward is ``output`` exactly (``x + (f(x) - x).detach()`` would round differently).
     """
-    return _Substitute.apply(x, output, gradient == "identity")  # type: ignore[no-any-return]
+    return _Substitute.apply(x, output, gradient == "identity")
 
 
 class Compose(DefenseLayer):

@@ -61,7 +61,7 @@ class DefenseEntry:
     def apply(self, model: ImageClassifier, params: dict[str, Any]) -> DefendedClassifier:
         if self.preprocess:
             return DefendedClassifier(model, self.build(**params))
-        return self.build(model, **params)  # type: ignore[no-any-return]
+        return self.build(model, **params)
 
 
 DEFENSES: Registry[DefenseEntry] = Registry("defense")

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -48,7 +48,13 @@ from advlab.evaluation.spec import (
 )
 from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
-from advlab.results import DetectionEntry, DetectionEvaluation
+from advlab.results import (
+    DetectionEntry,
+    DetectionEvaluation,
+    DetectorInfo,
+    FitData,
+    RocCurve,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ def evaluate_detection(
     adaptive_norm: Norm = "linf",
     batch_size: int = 128,
     seed: int = 0,
-    fit: dict[str, Any] | None = None,
+    fit: FitData | None = None,
     run_config: dict[str, Any] | None = None,
     progress: bool = True,
     store: ResultStore | None = None,
@@ -141,8 +147,9 @@ def evaluate_detection(
         evaluation = DetectionEvaluation(
             model=identity["model"], weights_sha256=identity["weights_sha256"],
             dataset=data.name, split=data.split, n=len(data), seed=seed, device=str(device),
-            detector={**detector.config(), "description": repr(detector)},
-            fit=dict(fit or {}),
+            # A detector adds its own options to the keys DetectorInfo names.
+            detector=cast(DetectorInfo, {**detector.config(), "description": repr(detector)}),
+            fit=FitData(**(fit or {})),
             clean_accuracy=float((predictions == labels).float().mean()),
             false_positive_rate=float((clean_scores > detector.threshold).float().mean()),
             results=entries, config=config,
@@ -244,7 +251,7 @@ def _rate(count: int, total: int) -> float | None:
 
 def _roc(
     negatives: torch.Tensor, positives: torch.Tensor
-) -> tuple[dict[str, list[float]], float | None]:
+) -> tuple[RocCurve, float | None]:
     """The ROC's corner points (the curve is drawn exactly from them) and its AUC."""
     if negatives.numel() == 0 or positives.numel() == 0:
         return {"fpr": [], "tpr": []}, None
@@ -255,7 +262,7 @@ def _roc(
         flat = (fpr[1:-1] == fpr[:-2]) & (fpr[1:-1] == fpr[2:])
         level = (tpr[1:-1] == tpr[:-2]) & (tpr[1:-1] == tpr[2:])
         keep[1:-1] = ~(flat | level)
-    points = {
+    points: RocCurve = {
         "fpr": [round(float(v), 6) for v in fpr[keep]],
         "tpr": [round(float(v), 6) for v in tpr[keep]],
     }

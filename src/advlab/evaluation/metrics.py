@@ -49,7 +49,7 @@ def class_name(names: Sequence[str], label: int) -> str:
 
 def per_class_accuracy(
     correct: np.ndarray, labels: np.ndarray, names: Sequence[str]
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Accuracy per class present in ``labels``, keyed by class name, in label order."""
     return {
         class_name(names, int(label)): accuracy(correct[labels == label])

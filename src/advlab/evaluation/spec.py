@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from advlab.attacks import Attack, get_attack
+from advlab.attacks.norms import Norm
 from advlab.data import ImageDataset
 from advlab.errors import AdvlabError, check
+from advlab.models.weights import weights_sha256
+from advlab.results import AttackRecord
 
 #: Bumped when the meaning of stored rows changes, so old runs are not resumed by mistake.
 IDENTITY_VERSION = 1
@@ -35,7 +37,7 @@ class AttackSpec:
     """
 
     name: str
-    norm: str = "linf"
+    norm: Norm = "linf"
     params: dict[str, Any] = field(default_factory=dict)
 
     def build(self, eps: float, seed: int | None) -> Attack:
@@ -44,7 +46,7 @@ class AttackSpec:
         check(not clash, f"attack '{self.name}' params set {', '.join(clash)}: pass eps, norm and "
               "seed through the sweep, not params")  # fmt: skip
         try:
-            return cls(eps=eps, norm=self.norm, seed=seed, **self.params)  # type: ignore[arg-type]
+            return cls(eps=eps, norm=self.norm, seed=seed, **self.params)
         except TypeError as error:
             raise AdvlabError(f"bad option for attack '{self.name}': {error}") from None
 
@@ -57,7 +59,7 @@ class AttackSpec:
         options = ",".join(f"{k}={json.dumps(self.params[k])}" for k in sorted(self.params))
         return f"{base}[{options}]"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> AttackRecord:
         return {"name": get_attack(self.name).name, "norm": self.norm, "params": dict(self.params)}
 
 
@@ -70,20 +72,6 @@ def canonical_json(value: Any) -> str:
             f"the evaluation configuration holds a value that is not plain JSON ({error}): "
             "give attack params as numbers, strings, booleans or lists"
         ) from None
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """sha256 of the model's state dict (names, dtypes, shapes and values).
-
-    Hashing the tensors themselves, not a file, also identifies models built in memory
-    and catches a retrained model that kept its name.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def data_sha256(dataset: ImageDataset) -> str:

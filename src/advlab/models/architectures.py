@@ -65,16 +65,25 @@ class _PadShortcut(nn.Module):
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
 
 
-class _CifarBasicBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+class _BasicBlock(nn.Module):
+    """Two 3x3 convolutions and a shortcut. Where the shape changes, the shortcut
+    zero-pads (the CIFAR ResNets) or, with ``projection``, is a 1x1 convolution (ResNet-18)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, projection: bool) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut: nn.Module = (
-            _PadShortcut(planes) if stride != 1 or in_planes != planes else nn.Identity()
-        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = (
+                nn.Sequential(
+                    nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+                )
+                if projection
+                else _PadShortcut(planes)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -102,8 +111,8 @@ class CifarResNet(nn.Module):
 
     @staticmethod
     def _stage(in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = [_CifarBasicBlock(in_planes, planes, stride)]
-        layers += [_CifarBasicBlock(planes, planes, 1) for _ in range(blocks - 1)]
+        layers = [_BasicBlock(in_planes, planes, stride, projection=False)]
+        layers += [_BasicBlock(planes, planes, 1, projection=False) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,27 +120,6 @@ class CifarResNet(nn.Module):
         out = self.layer3(self.layer2(self.layer1(out)))
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
-
-
-class _ProjectedBlock(nn.Module):
-    """ResNet-18 basic block with a 1x1 projection shortcut where the shape changes."""
-
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
 
 
 class CifarResNet18(nn.Module):
@@ -146,7 +134,8 @@ class CifarResNet18(nn.Module):
             stride = 1 if index == 0 else 2
             stages.append(
                 nn.Sequential(
-                    _ProjectedBlock(in_planes, planes, stride), _ProjectedBlock(planes, planes, 1)
+                    _BasicBlock(in_planes, planes, stride, True),
+                    _BasicBlock(planes, planes, 1, True),
                 )
             )
             in_planes = planes

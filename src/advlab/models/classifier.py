@@ -11,6 +11,9 @@ from torch import nn
 class Normalize(nn.Module):
     """Per-channel ``(x - mean) / std`` as the model's first layer."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         # Buffers, not parameters: they move with .to(device) and get no gradients.
@@ -61,6 +64,6 @@ class ImageClassifier(nn.Module):
     def device(self) -> torch.device:
         for tensor in self.parameters():
             return tensor.device
-        for tensor in self.buffers():
-            return tensor.device
+        for buffer in self.buffers():
+            return buffer.device
         return torch.device("cpu")

@@ -6,6 +6,7 @@ The built-in entries come from :mod:`advlab.models.catalog`; the bundled zoo che
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from importlib import resources
 
@@ -65,16 +66,11 @@ def _load_zoo_entries() -> None:
             license=meta.get("license", "BSD-3-Clause (advlab's own training)"),
             accuracy=(meta.get("metrics") or {}).get("test_accuracy"),
         )
-        _REGISTRY[name] = ModelEntry(
+        # The architecture's entry, with the checkpoint's name, description and weights.
+        _REGISTRY[name] = dataclasses.replace(
+            base,
             name=name,
             description=meta.get("description", base.description),
-            build=base.build,
-            input_shape=base.input_shape,
-            num_classes=base.num_classes,
-            dataset=base.dataset,
-            mean=base.mean,
-            std=base.std,
-            class_names=base.class_names,
             weights=source,
             arch_kwargs=dict(meta.get("arch_kwargs") or {}),
         )

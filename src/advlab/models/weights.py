@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from importlib import resources
 from pathlib import Path
@@ -95,3 +96,17 @@ def load_torchvision_weights(net: nn.Module, named: Any) -> None:
             f"the cached torchvision weights {cached} do not fit {named}: "
             f"{str(error).splitlines()[0][:200]}; delete the file to download it again"
         ) from None
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """sha256 of the model's state dict (names, dtypes, shapes and values).
+
+    Hashing the tensors themselves, not a file, also identifies models built in memory
+    and catches a retrained model that kept its name.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -20,14 +20,7 @@ from matplotlib.figure import Figure
 from advlab.errors import check
 from advlab.reports.figures import DPI, save_figure
 from advlab.reports.tables import format_eps, format_percent
-from advlab.reports.template import (
-    esc,
-    img,
-    json_details,
-    report_path,
-    run_section,
-    write_page,
-)
+from advlab.reports.template import esc, img, json_details, report_path, run_section, write_page
 from advlab.results import TransferCell, TransferMatrix
 
 _FONT = 8

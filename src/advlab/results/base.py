@@ -14,15 +14,52 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import MISSING, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, asdict, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar, Union, cast, get_args, get_origin
+from typing import Any, Protocol, TypeVar, Union, cast, get_args, get_origin
 
 from advlab.errors import check
 
 _T = TypeVar("_T")
+
+
+class _AttackAtEps(Protocol):
+    @property
+    def attack(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def eps(self) -> float: ...
+
+
+_E = TypeVar("_E", bound=_AttackAtEps)
+_R = TypeVar("_R", bound="Record")
+
+
+def find(
+    entries: Iterable[_E], attack: str, eps: float, what: str = "result", where: str = ""
+) -> _E:
+    """The entry of ``attack`` (its registry name or key) at ``eps``; a KeyError otherwise."""
+    for entry in entries:
+        if attack in (entry.attack, entry.key) and entry.eps == eps:
+            return entry
+    raise KeyError(f"no {what} for {attack} at eps {eps}{where}")
+
+
+class Record:
+    """A dataclass row of a results file: :meth:`to_dict` is its fields, :meth:`from_dict`
+    reads one back with :func:`build`; ``WHAT`` names it in errors."""
+
+    WHAT = "a record"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(cast(Any, self))
+
+    @classmethod
+    def from_dict(cls: type[_R], data: Mapping[str, Any]) -> _R:
+        return build(cls, data, cls.WHAT)
 
 
 @cache
@@ -96,7 +133,7 @@ class JsonResult:
             value = value.to_dict()
         holds = getattr(cls, "FILE", "a results file")
         check(isinstance(value, Mapping), f"results must be a dict such as {holds} holds")
-        return cls.from_dict(value)  # type: ignore[attr-defined, no-any-return]
+        return cls.from_dict(value)  # type: ignore[attr-defined]
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -111,14 +148,14 @@ class JsonResult:
 
     @classmethod
     def from_json(cls: type[_T], text: str | bytes) -> _T:
-        return cls.from_dict(json.loads(text))  # type: ignore[attr-defined, no-any-return]
+        return cls.from_dict(json.loads(text))  # type: ignore[attr-defined]
 
     def write_json(self, path: str | Path) -> Path:
         return write_text(path, self.to_json())
 
     @classmethod
     def read_json(cls: type[_T], path: str | Path) -> _T:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))  # type: ignore[attr-defined, no-any-return]
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))  # type: ignore[attr-defined]
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
 from advlab import __version__
-from advlab.results.base import JsonResult, build, mapping, records
+from advlab.results.base import JsonResult, Record, build, find, mapping, records
 
 Kind = Literal["undefended", "preprocess", "model", "detector"]
 Status = Literal["pass", "warn"]
@@ -74,10 +74,12 @@ def checks_summary(checks: Sequence[Check]) -> str:
 
 
 @dataclass
-class CellResult:
+class CellResult(Record):
     """One attack at one eps on one row. Rates are fractions; accuracies are over all
     images, success rates over the images the row classifies correctly (and, with a
     detector, does not flag)."""
+
+    WHAT = "a defense comparison cell"
 
     attack: str
     key: str
@@ -94,13 +96,6 @@ class CellResult:
     asr_reduction: float | None  # 1 - adaptive ASR / undefended ASR
     detection_rate: float | None = None  # among fooling examples, flagged by the detector
     adaptive_detection_rate: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
-        return build(cls, data, "a defense comparison cell")
 
 
 @dataclass
@@ -122,10 +117,7 @@ class RowResult:
     false_positive_rate: float | None = None
 
     def cell(self, attack: str, eps: float) -> CellResult:
-        for cell in self.cells:
-            if attack in (cell.key, cell.attack) and cell.eps == eps:
-                return cell
-        raise KeyError(f"no result for {attack} at eps {eps} in row {self.label}")
+        return find(self.cells, attack, eps, where=f" in row {self.label}")
 
     @property
     def checks_summary(self) -> str | None:

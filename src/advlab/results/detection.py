@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from advlab import __version__
-from advlab.results.base import JsonResult, build, mapping, records
+from advlab.results.base import JsonResult, Record, build, find, mapping, records
 
 
 class RocCurve(TypedDict):
@@ -42,7 +42,7 @@ class FitData(TypedDict, total=False):
 
 
 @dataclass
-class DetectionEntry:
+class DetectionEntry(Record):
     """One attack at one eps against the detector. Rates are fractions in [0, 1].
 
     ``attacked`` images were classified correctly and attacked; ``fooled`` of them now
@@ -52,6 +52,8 @@ class DetectionEntry:
     from all attacked ones; ``roc`` is the curve behind ``auc``. None where a set is empty.
     ``adaptive`` marks the attack on model and detector together.
     """
+
+    WHAT = "a detection result"
 
     attack: str
     key: str
@@ -69,13 +71,6 @@ class DetectionEntry:
     roc: RocCurve
     seconds: float
     config: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DetectionEntry:
-        return build(cls, data, "a detection result")
 
 
 @dataclass
@@ -102,10 +97,7 @@ class DetectionEvaluation(JsonResult):
 
     def entry(self, attack: str, eps: float) -> DetectionEntry:
         """The entry for an attack (its name or key) at ``eps``."""
-        for entry in self.results:
-            if attack in (entry.attack, entry.key) and entry.eps == eps:
-                return entry
-        raise KeyError(f"no detection result for {attack} at eps {eps}")
+        return find(self.results, attack, eps, "detection result")
 
     @property
     def fpr_target(self) -> float | None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
-from advlab.results.base import JsonResult, build, mapping, records
+from advlab.results.base import JsonResult, build, find, mapping, records
 from advlab.results.defense import Check, DefenseComparison
 
 #: Fields that measure time, not robustness: they differ between a resumed and a fresh run.
@@ -163,10 +163,7 @@ class Evaluation(JsonResult):
 
     def result(self, attack: str, eps: float) -> AttackEvaluation:
         """The entry for an attack (its name or key) at ``eps``."""
-        for entry in self.results:
-            if attack in (entry.key, entry.attack) and entry.eps == eps:
-                return entry
-        raise KeyError(f"no result for {attack} at eps {eps}")
+        return find(self.results, attack, eps)
 
     @property
     def norms(self) -> list[str]:

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from advlab import __version__
-from advlab.results.base import JsonResult, build, csv_cell, mapping, records, write_text
+from advlab.results.base import (
+    JsonResult,
+    Record,
+    build,
+    csv_cell,
+    find,
+    mapping,
+    records,
+    write_text,
+)
 from advlab.results.defense import AttackRecord
 
 #: The columns of transfer.csv, in order: one row per (attack, eps, source, target).
@@ -38,7 +47,7 @@ class TransferAttack(AttackRecord):
 
 
 @dataclass
-class TransferCell:
+class TransferCell(Record):
     """One (attack, eps, source, target). Rates and accuracies are fractions in [0, 1].
 
     ``success_rate`` is over the ``n_both_correct`` images that source and target both
@@ -46,6 +55,8 @@ class TransferCell:
     target's accuracy on all the transferred examples, ``target_clean_accuracy`` on all the
     clean images. ``craft_seconds`` is the source's crafting time, shared by its targets.
     """
+
+    WHAT = "a transfer cell"
 
     attack: str
     key: str
@@ -61,10 +72,6 @@ class TransferCell:
     target_adversarial_accuracy: float
     source_clean_accuracy: float
     craft_seconds: float
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TransferCell:
-        return build(cls, data, "a transfer cell")
 
 
 @dataclass
@@ -97,11 +104,8 @@ class TransferMatrix(JsonResult):
 
     def cell(self, attack: str, eps: float, source: str, target: str) -> TransferCell:
         """The cell of ``attack`` (its name or key) at ``eps`` from ``source`` to ``target``."""
-        for entry in self.cells:
-            if (attack in (entry.key, entry.attack) and entry.eps == eps
-                    and (entry.source, entry.target) == (source, target)):  # fmt: skip
-                return entry
-        raise KeyError(f"no cell for {attack} at eps {eps} from {source} to {target}")
+        pair = [c for c in self.cells if (c.source, c.target) == (source, target)]
+        return find(pair, attack, eps, "cell", f" from {source} to {target}")
 
     def matrix(self, attack: str, eps: float, value: str = "success_rate") -> list[list[Any]]:
         """``value`` of every cell, rows = sources and columns = targets (None if not run)."""

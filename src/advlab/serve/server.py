@@ -11,7 +11,6 @@ within it (:mod:`advlab.serve.app`); uvicorn closes idle keep-alive connections 
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import socket
@@ -28,6 +27,7 @@ from advlab.errors import AdvlabError, check
 from advlab.serve.app import PredictionApp
 from advlab.serve.service import ModelService
 from advlab.targets.base import OutputKind
+from advlab.targets.http_transport import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,6 @@ class PredictionServer:
         self.app.close()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -176,7 +167,7 @@ def make_server(
         max_inflight_bytes=int(inflight),
         workers=int(workers or min(4, os.cpu_count() or 1)),
     )
-    if not _is_loopback(host):
+    if not is_loopback(host):
         log.warning("listening on %s: anyone who can reach this address can query the model", host)
     return PredictionServer(sock, app, max(max_connections, 2 * max_pending))
 

@@ -40,6 +40,7 @@ class Reply:
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (localhost or a loopback address)."""
     if host == "localhost":
         return True
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,6 +18,15 @@ from advlab.workflows.base import RunConfig
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class RunOutput:
+    """What a run wrote: its results (the JSON file's content), that file and the report."""
+
+    results: dict[str, Any]
+    results_path: Path
+    report_path: Path | None
 
 
 def load_data(
@@ -102,7 +113,7 @@ def _difference(config: RunConfig, saved: Path) -> str | None:
     """How the run saved in ``saved`` differs from ``config``; None if it is the same run."""
     try:
         values = yaml.safe_load(saved.read_text())
-        other = type(config).from_mapping(values)  # type: ignore[attr-defined]
+        other = type(config).from_mapping(values)
     except (OSError, yaml.YAMLError, AdvlabError, AttributeError, TypeError):
         return f"its {CONFIG_FILE} is not a {type(config).__name__}"
     mine, theirs = config.identity(), other.identity()

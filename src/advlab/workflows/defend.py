@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,17 +11,16 @@ from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
 from advlab.evaluation.session import check_fit
 from advlab.models import load_model, resolve_device
-from advlab.workflows.common import load_data, prepare_folder, write_config
+from advlab.workflows.common import RunOutput, load_data, prepare_folder, write_config
 from advlab.workflows.config import DefendConfig
 
 RESULT_FILES = ("defend.json",)
 
 
 @dataclass
-class DefendOutput:
-    results: dict[str, Any]
-    results_path: Path
-    report_path: Path | None
+class DefendOutput(RunOutput):
+    """defend.json's content, its path and the report's; what came from the store."""
+
     resumed_rows: int = 0  # rows and checks loaded from the store (an interrupted run)
     resumed_checks: int = 0
 

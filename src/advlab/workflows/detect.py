@@ -8,9 +8,6 @@ such as ``mnist-demo``) a part of the test split disjoint from the evaluated ima
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,7 +18,9 @@ from advlab.evaluation.session import check_fit
 from advlab.evaluation.spec import AttackSpec
 from advlab.evaluation.store import ResultStore
 from advlab.models import load_model, resolve_device
+from advlab.results import FitData
 from advlab.workflows.common import (
+    RunOutput,
     load_data,
     prepare_folder,
     write_config,
@@ -31,11 +30,8 @@ from advlab.workflows.config import DetectConfig
 RESULT_FILES = ("detection.json",)
 
 
-@dataclass
-class DetectionOutput:
-    results: dict[str, Any]
-    results_path: Path
-    report_path: Path | None
+class DetectionOutput(RunOutput):
+    """detection.json's content, its path and report.html's."""
 
 
 def detection_data(
@@ -111,7 +107,7 @@ def run_detection(
     return DetectionOutput(results, results_path, report_path)
 
 
-def _describe(data: ImageDataset) -> dict[str, Any]:
+def _describe(data: ImageDataset) -> FitData:
     """Which images the detector was fitted on, for the record."""
     indices = np.ascontiguousarray(np.asarray(data.indices, dtype=np.int64))
     return {

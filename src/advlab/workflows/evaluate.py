@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from advlab.errors import check
 from advlab.evaluation.session import check_fit
 from advlab.models import ImageClassifier, load_model, resolve_device
 from advlab.targets import Target, TargetClassifier
-from advlab.workflows.common import load_data, prepare_folder, write_config
+from advlab.workflows.common import RunOutput, load_data, prepare_folder, write_config
 from advlab.workflows.config import EvaluateConfig
 from advlab.workflows.distributed import distributed, on_main, rank_device
 
 RESULT_FILES = ("results.json",)
 
 
-@dataclass
-class EvaluationOutput:
-    results: dict[str, Any]
-    results_path: Path
-    report_path: Path | None
+class EvaluationOutput(RunOutput):
+    """results.json's content, its path and report.html's."""
 
 
 def run_evaluation(

@@ -50,7 +50,7 @@ class Detector(ABC):
     ) -> Detector:
         """The unfitted detector from the options every detector is given by name
         (``training_attacks`` and ``seed`` are for detectors that train)."""
-        return cls(model, fpr=fpr, batch_size=batch_size)  # type: ignore[call-arg]
+        return cls(model, fpr=fpr, batch_size=batch_size)
 
     @abstractmethod
     def fit(self, clean_images: torch.Tensor) -> Detector:

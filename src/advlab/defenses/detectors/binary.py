@@ -12,7 +12,6 @@ false-positive rate, as for :class:`~advlab.defenses.detectors.squeezing.Feature
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from advlab.errors import AdvlabError, check
 from advlab.models.checkpoint import load_weights_into, read_sidecar, save_checkpoint
 from advlab.models.classifier import ImageClassifier
 from advlab.models.context import frozen_eval
+from advlab.models.weights import weights_sha256
 
 ARCHITECTURE = "advlab-binary-detector"
 
@@ -248,7 +248,7 @@ class BinaryDetector(Detector):
         metadata = {
             "architecture": ARCHITECTURE,
             "model": getattr(self.model, "name", type(self.model).__name__),
-            "model_sha256": _state_sha256(self.model),
+            "model_sha256": weights_sha256(self.model),
             "features": int(head.mean.numel()),
             **self.config(),
         }
@@ -263,7 +263,7 @@ class BinaryDetector(Detector):
             f"{path} is not a binary detector (its sidecar says {side.get('architecture')!r})",
         )
         check(
-            side.get("model_sha256") == _state_sha256(model),
+            side.get("model_sha256") == weights_sha256(model),
             f"detector {path} was trained for other weights of model '{side.get('model')}': "
             "load it with the model it was trained for",
         )
@@ -348,16 +348,6 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-def _state_sha256(model: nn.Module) -> str:
-    """sha256 of a model's state dict, so a detector is never loaded onto other weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _attacks_from_config(configs: Sequence[dict[str, Any]]) -> list[Attack]:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from advlab.results import CellResult, RowResult
+from advlab.results import BestDefense, CellResult, RowResult
 
 
 def best_defenses(
     rows: Sequence[RowResult], epsilons: Sequence[float], min_retention: float
-) -> dict[str, dict[str, Any] | None]:
+) -> dict[str, BestDefense | None]:
     """Per eps: the defense keeping ``min_retention`` of the clean accuracy whose smallest
     relative reduction of the (adaptive) attack success rate over the attacks is largest."""
-    best: dict[str, dict[str, Any] | None] = {}
+    best: dict[str, BestDefense | None] = {}
     for eps in epsilons:
-        choice: dict[str, Any] | None = None
+        choice: BestDefense | None = None
         for row in rows[1:]:
             if row.clean_retention is None or row.clean_retention < min_retention:
                 continue
@@ -34,7 +33,7 @@ def best_defenses(
 
 
 def findings(
-    rows: Sequence[RowResult], best: dict[str, dict[str, Any] | None], min_retention: float
+    rows: Sequence[RowResult], best: dict[str, BestDefense | None], min_retention: float
 ) -> list[str]:
     """The comparison in words: gaps between plain and adaptive attacks, masking warnings,
     and the best defense per eps."""
