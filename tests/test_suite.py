@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_cli
 from torch import nn
 
 from advlab.errors import AdvlabError
@@ -19,7 +20,6 @@ from advlab.results import Evaluation
 from advlab.results.evaluation import SuiteEvaluation
 from advlab.workflows import EvaluateConfig, run_evaluation
 from advlab.workflows.common import load_data
-from tests.helpers import run_cli
 
 CHECKS = ["randomness", "softmax", "zero-gradients", "black-box", "large-eps"]
 
