@@ -72,6 +72,9 @@ def test_suite_alone_counts_the_worst_case_per_image_and_who_broke_it(quick_run)
     assert all(c["status"] == "pass" for c in results["checks"]) and results["warnings"] == []
     html = output.report_path.read_text()
     assert 'id="suite"' in html and "Gradient-masking checks" in html
+    with ResultStore(config.store) as store:
+        (run,) = store.list_runs()
+        assert run["status"] == "finished" and run["units_done"] == run["units_total"] == 6
     again = Evaluation.from_dict(json.loads(output.results_path.read_text()))
     assert again.suite[0] == SuiteEvaluation.from_dict(entry)
     assert [c.name for c in again.checks] == CHECKS

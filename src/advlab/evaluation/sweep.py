@@ -115,10 +115,15 @@ def evaluate(
     sweep = _Sweep(model, dataset, attacks, epsilons, batch_size, seed, run_id, examples)
     ranks = sweep.ranks
     store = store if ranks.main else None
-    with session(store, run_id, identity, config, sweep.units_total, "evaluation") as run:
+    # A suite unit stores a part beside its rows, counted as a unit of its own in the store.
+    parts = (
+        sum(isinstance(spec, SuiteSpec) for spec in attacks) * len(epsilons) * len(sweep.offsets)
+    )
+    with session(store, run_id, identity, config, sweep.units_total + parts,
+                 "evaluation") as run:  # fmt: skip
         if run.resumed:
             log.info("resuming run %s: %d of %d units already stored in %s",
-                     run_id, len(run.done), sweep.units_total, run.store.path)  # fmt: skip
+                     run_id, len(run.done), sweep.units_total + parts, run.store.path)  # fmt: skip
         sweep.store = run.store
         sweep.run(run.done, progress, on_batch)
         evaluation = _collect(sweep, identity, config) if ranks.main else None
