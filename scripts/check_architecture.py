@@ -90,7 +90,9 @@ def check() -> list[str]:
             if other in LAYERS[0] or other == top:
                 continue
             if other not in {n for layer in LAYERS for n in layer} or layer_of(other) > own:
-                problems.append(f"{name} imports {target}: upward (advlab.{other} is above advlab.{top})")
+                problems.append(
+                    f"{name} imports {target}: upward (advlab.{other} is above advlab.{top})"
+                )
     problems.extend(_cycles(graph))
     return problems
 

@@ -61,6 +61,15 @@ def evaluate(
     target: Annotated[
         str | None, typer.Option(help="Attack a black box instead: http://HOST:PORT or FILE.onnx.")
     ] = None,
+    target_timeout: Annotated[
+        float, typer.Option(help="Deadline in seconds of each whole request to an http target.")
+    ] = 10.0,
+    target_retries: Annotated[
+        int, typer.Option(help="Retries of a request that failed (connection error, 5xx).")
+    ] = 2,
+    target_total_timeout: Annotated[
+        float | None, typer.Option(help="Deadline in seconds of all requests of the run.")
+    ] = None,
     dataset: Annotated[
         str, typer.Option(help="Data set name (see 'advlab datasets').")
     ] = "mnist-demo",
@@ -120,8 +129,9 @@ def evaluate(
                     for text in (attack or ([] if suite else ["pgd"]))],
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
         "batch_size": batch_size, "device": device, "out": out, "store": store,
-        "report": report, "examples": examples, "defense": defense, "suite": suite,
-        "suite_norm": norm,
+        "report": report, "examples": examples, "defense": defense,
+        "target_timeout": target_timeout, "target_retries": target_retries,
+        "target_total_timeout": target_total_timeout, "suite": suite, "suite_norm": norm,
     }  # fmt: skip
     config = build_config(
         ctx, EvaluateConfig, values, {"attacks": ("attack", "norm"), "suite_norm": "norm"}

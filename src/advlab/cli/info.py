@@ -68,10 +68,23 @@ def attacks() -> None:
 def runs(
     run_id: Annotated[str | None, typer.Argument(help="Show one run's results as JSON.")] = None,
     store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
+    salvage: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NEW_STORE",
+            help="Copy every readable run of a damaged --store into this new store file.",
+        ),
+    ] = None,
 ) -> None:
-    """List the runs in the results store, or print one run's results."""
+    """List the runs in the results store, or print one run's results.
+
+    An "interrupted" run (Ctrl-C, kill -9) resumes when its command runs again.
+    """
     from advlab.evaluation import ResultStore
 
+    if salvage:
+        _salvage(store, salvage)
+        return
     results_store = ResultStore(store) if store else ResultStore()
     if run_id:
         console.print_json(json.dumps(results_store.get_run(run_id), default=str))
@@ -84,7 +97,7 @@ def runs(
         table.add_row(
             str(row["run_id"])[:12],
             str(row.get("created", ""))[:19],
-            str(row.get("status", "")),
+            _status(row),
             str(row.get("model", "")),
             str(row.get("dataset", "")),
             str(row.get("n", "")),
@@ -92,6 +105,26 @@ def runs(
             worst_text,
         )
     console.print(table)
+
+
+def _status(row: dict[str, Any]) -> str:
+    status = str(row.get("status", ""))
+    if status != "interrupted":
+        return status
+    done, total = row.get("units_done"), row.get("units_total")
+    stored = f"{done}/{total} units, " if total else ""
+    return f"interrupted ({stored}resumable: rerun its command)"
+
+
+def _salvage(store: str | None, destination: str) -> None:
+    from advlab.evaluation.store import default_store_path, salvage
+
+    report = salvage(store or default_store_path(), destination)
+    console.print(
+        f"salvaged {len(report.copied)} run(s) of {report.source} into {report.destination}"
+    )
+    for run_id, why in report.skipped.items():
+        console.print(f"left out damaged run {run_id}: {why}", highlight=False)
 
 
 def serve(
@@ -103,12 +136,33 @@ def serve(
         bool, typer.Option("--labels-only", help="Answer with top-1 labels, never scores.")
     ] = False,
     max_batch: Annotated[int, typer.Option(help="Largest batch one request may carry.")] = 256,
+    max_request_bytes: Annotated[
+        int, typer.Option(help="Largest request body in bytes (413 beyond).")
+    ] = 64 * 1024 * 1024,
+    max_pending: Annotated[
+        int, typer.Option(help="Requests admitted at once; beyond: 503 with Retry-After.")
+    ] = 64,
+    max_inflight_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="Bytes of the admitted bodies together; beyond: 503 with Retry-After "
+            "(default: 2 x --max-request-bytes, at least 128 MiB)."
+        ),
+    ] = None,
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a whole request body may take to arrive (408).")
+    ] = 30.0,
+    workers: Annotated[
+        int | None, typer.Option(help="Threads that decode requests (default: CPUs, at most 4).")
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Serve a model as an HTTP endpoint (POST /predict, GET /info) for black-box attacks."""
+    from advlab.errors import check
     from advlab.models import resolve_device
     from advlab.serve import run_server
 
+    check(workers is None or workers >= 1, f"--workers must be >= 1, got {workers}")
     run_server(
         model,
         weights,
@@ -117,7 +171,12 @@ def serve(
         output="labels" if labels_only else "scores",
         device=str(resolve_device(device)),
         max_batch=max_batch,
+        max_request_bytes=max_request_bytes,
+        request_timeout=request_timeout,
         ready=lambda url: console.print(f"serving {model} at {url} (Ctrl-C to stop)"),
+        max_pending=max_pending,
+        max_inflight_bytes=max_inflight_bytes,
+        workers=workers,
     )
 
 

@@ -76,6 +76,19 @@ class EvaluateConfig(_Sweep):
     examples: int = Field(default=8, ge=0, le=64)
     # A defense spec such as "jpeg:quality=75": adds the adaptive attacks and the checks.
     defense: str | None = None
+    # How long to wait for an http(s) --target: per whole request, retries, the whole run.
+    # How to reach the endpoint, not what is computed: a run resumes under other values.
+    target_timeout: float = Field(default=10.0, gt=0)
+    target_retries: int = Field(default=2, ge=0)
+    target_total_timeout: float | None = Field(default=None, gt=0)
+
+    place_fields = PLACE_FIELDS | {"target_timeout", "target_retries", "target_total_timeout"}
+
+    def target_limits(self) -> dict[str, Any]:
+        """The deadlines of an http(s) target, as :func:`load_target` takes them."""
+        return {"timeout": self.target_timeout, "retries": self.target_retries,
+                "total_timeout": self.target_total_timeout}  # fmt: skip
+
     # A preset cascade (standard, fast, quick; docs/suite.md) in suite_norm, after the attacks.
     suite: Literal["standard", "fast", "quick"] | None = None
     suite_norm: Literal["linf", "l2"] = "linf"

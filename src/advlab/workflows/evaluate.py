@@ -46,7 +46,7 @@ def _run(config: EvaluateConfig, *, progress: bool, force: bool) -> EvaluationOu
     # A black box stands in for a model wherever a model goes (query-only: the config
     # has checked that every attack is black-box).
     model: ImageClassifier = (
-        cast(ImageClassifier, load_target(config.target))
+        cast(ImageClassifier, load_target(config.target, **config.target_limits()))
         if config.target
         else load_model(config.model, weights=config.weights, device=device)
     )
@@ -105,13 +105,23 @@ def _run_config(config: EvaluateConfig) -> dict[str, Any]:
     return values
 
 
-def load_target(spec: str) -> TargetClassifier:
+def load_target(
+    spec: str,
+    *,
+    timeout: float = 10.0,
+    retries: int = 2,
+    total_timeout: float | None = None,
+) -> TargetClassifier:
     """An HTTP endpoint or ONNX file as a query-only model; only black-box attacks may run
-    (:class:`EvaluateConfig` checks that)."""
+    (:class:`EvaluateConfig` checks that). For an endpoint, ``timeout`` is the deadline of
+    each whole request, ``retries`` how often a failed one is retried, and ``total_timeout``
+    bounds all requests of the run together (:class:`~advlab.targets.HttpTarget`)."""
     from advlab.targets import HttpTarget, OnnxTarget
 
     if spec.startswith(("http://", "https://")):
-        target: Target = HttpTarget(spec)
+        target: Target = HttpTarget(
+            spec, timeout=timeout, retries=retries, total_timeout=total_timeout
+        )
     else:
         check(spec.endswith(".onnx"), f"--target must be an http(s):// URL or a .onnx file: {spec}")
         target = OnnxTarget(spec)

@@ -168,6 +168,6 @@ class StoreFile:
             raise AdvlabError(
                 f"results store {self.path} is corrupt (integrity check: "
                 f"{'; '.join(problems[:3])}): copy its readable runs into a new store with "
-                f"advlab.evaluation.store.salvage({str(self.path)!r}, NEW_PATH), then move it "
-                "away"
+                f"'advlab runs --store {self.path} --salvage NEW_PATH' (Python: "
+                "advlab.evaluation.store.salvage), then move it away"
             )
