@@ -76,7 +76,8 @@ def evaluate(
     data_dir: DataDir = None,
     split: Split = "test",
     n: Annotated[
-        int | None, typer.Option(help="Evaluate a seeded random subset of n images.")
+        int | None,
+        typer.Option("--n", "-n", help="Evaluate a seeded random subset of n images."),
     ] = 1000,
     attack: Annotated[
         list[str] | None,
@@ -101,6 +102,10 @@ def evaluate(
         str | None,
         typer.Option(help="Defense in front of the model (jpeg:quality=75); adds adaptive runs."),
     ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(help="Preset cascade standard, fast or quick (docs/suite.md), in --norm."),
+    ] = None,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
@@ -108,20 +113,29 @@ def evaluate(
 
     Results are written batch by batch to the store: rerun the same command (or
     --config OUT/config.yaml) after an interrupt and it resumes where it stopped.
+    --suite runs a preset cascade (alone, unless --attack is given too). Under torchrun
+    the images are shared out to the processes (docs/distributed.md).
     """
     from advlab.workflows import run_evaluation
+    from advlab.workflows.distributed import is_main
+
+    main = is_main()
+    quiet = quiet or not main
 
     values: dict[str, Any] = {
         "model": model, "weights": weights, "target": target, "dataset": dataset,
         "data_dir": data_dir, "split": split, "n": n, "seed": seed,
-        "attacks": [AttackChoice.parse(text, norm) for text in (attack or ["pgd"])],
+        "attacks": [AttackChoice.parse(text, norm)
+                    for text in (attack or ([] if suite else ["pgd"]))],
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
         "batch_size": batch_size, "device": device, "out": out, "store": store,
         "report": report, "examples": examples, "defense": defense,
         "target_timeout": target_timeout, "target_retries": target_retries,
-        "target_total_timeout": target_total_timeout,
+        "target_total_timeout": target_total_timeout, "suite": suite, "suite_norm": norm,
     }  # fmt: skip
-    config = build_config(ctx, EvaluateConfig, values, {"attacks": ("attack", "norm")})
+    config = build_config(
+        ctx, EvaluateConfig, values, {"attacks": ("attack", "norm"), "suite_norm": "norm"}
+    )
     if not quiet:
         print_run_header(config)
     output = run_evaluation(config, progress=not quiet, force=force)
@@ -131,13 +145,16 @@ def evaluate(
             from advlab.cli.defend import print_comparison
 
             print_comparison(output.results["defense_comparison"])
-    console.print(f"results: {output.results_path}")
+    if main:
+        console.print(f"results: {output.results_path}")
     if output.report_path:
         console.print(f"report:  {output.report_path}")
 
 
 def print_run_header(config: EvaluateConfig) -> None:
     names = ", ".join(a.name + (f"({a.norm})" if a.norm != "linf" else "") for a in config.attacks)
+    if config.suite:
+        names = ", ".join(filter(None, [names, f"the {config.suite} suite ({config.suite_norm})"]))
     console.print(
         f"[bold]advlab[/bold] {config.model} on {config.dataset} (n={config.n}, "
         f"seed={config.seed}): {names} at eps {', '.join(f'{e:g}' for e in config.epsilons)}"
@@ -189,3 +206,30 @@ def print_results(results: dict[str, Any]) -> None:
             "[bold]worst-case[/bold]", "", f"{float(eps):g}", pct(accuracy), "", "", "", "", ""
         )
     console.print(table)
+    if results.get("suite"):
+        print_suite(results)
+
+
+def print_suite(results: dict[str, Any]) -> None:
+    """Per eps: the suite's robust accuracy, which attack broke how many images at what
+    cost; then AutoAttack's sanity lines, the gradient-masking checks and the warnings."""
+    for entry in results["suite"]:
+        table = Table("attack", "broke", "queries/img", "seconds",
+                      title=f"{entry['suite']} suite, {entry['norm']} eps {entry['eps']:g}: "
+                            f"robust accuracy {pct(entry['robust_accuracy'])}")  # fmt: skip
+        for name, count in entry["broken_by"].items():
+            mean = entry["mean_queries"].get(name)
+            seconds = entry["seconds"].get(name)
+            table.add_row(name, str(count), _num(mean, 0), _num(seconds, 1))
+        console.print(table)
+        console.print(
+            f"max {entry['norm']} perturbation: "
+            f"{entry['max_linf'] if entry['norm'] == 'linf' else entry['max_l2']:.6g} "
+            f"(eps {entry['eps']:g}); NaNs: {entry['nan']}; adversarial min/max: "
+            f"{entry['min_pixel']:.4g}/{entry['max_pixel']:.4g}"
+        )
+    for check in results.get("checks", []):
+        mark = "[green]pass[/green]" if check["status"] == "pass" else "[yellow]warn[/yellow]"
+        console.print(f"check {check['name']}: {mark} ({escape(check['explanation'])})")
+    for text in results.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {escape(text)}")

@@ -13,16 +13,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 import advlab
 import advlab.evaluation.metrics as metrics
+from advlab.attacks.cascade import CascadeResult
 from advlab.attacks.norms import perturbation_norms
 from advlab.data import ImageDataset
 from advlab.errors import check
+from advlab.evaluation.ranks import Ranks
 from advlab.evaluation.replay import replaying
 from advlab.evaluation.session import check_fit, model_device, predict_top, session
 from advlab.evaluation.spec import (
@@ -33,11 +35,23 @@ from advlab.evaluation.spec import (
     run_identity,
 )
 from advlab.evaluation.store import CLEAN_KEY, CleanRows, ResultStore, UnitRows
+from advlab.evaluation.suite import (
+    SuiteSpec,
+    collect_suite,
+    part_name,
+    unit_part,
+)
+from advlab.evaluation.suite_checks import end_suite
 from advlab.models import ImageClassifier
 from advlab.progress import progress_bar
 from advlab.results import AttackEvaluation, AttackExamples, Evaluation
 
 log = logging.getLogger(__name__)
+
+#: An entry of the sweep's attack list: one attack, or a preset cascade (``--suite``).
+Spec = AttackSpec | SuiteSpec
+#: One computed unit, as rank 0 writes it: (kind, key, eps, offset, seconds, values).
+_Payload = tuple[str, str, float, int, float, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ class BatchDone:
 def evaluate(
     model: ImageClassifier,
     dataset: ImageDataset,
-    attacks: Sequence[AttackSpec],
+    attacks: Sequence[Spec],
     epsilons: Sequence[float],
     *,
     batch_size: int = 128,
@@ -66,6 +80,7 @@ def evaluate(
     progress: bool = True,
     examples: int = 8,
     on_batch: Callable[[BatchDone], None] | None = None,
+    checks: bool = True,
 ) -> Evaluation:
     """Run every attack at every eps on ``dataset`` and measure robustness.
 
@@ -74,29 +89,50 @@ def evaluate(
     attack failed on it. Pass a :class:`ResultStore` to make the run resumable: the same
     configuration continues where an interrupted run stopped. Without one, the rows live
     in an in-memory store for the duration of the call.
+
+    A :class:`~advlab.evaluation.suite.SuiteSpec` among ``attacks`` runs a preset cascade;
+    the result then holds its numbers per eps (``suite``), its sanity lines as
+    ``warnings`` and, with ``checks``, the gradient-masking checks of
+    :mod:`~advlab.evaluation.suite_checks`. Under ``torchrun`` (an initialized process
+    group) every rank calls this with the same arguments, each computes its share of
+    the batches, and rank 0 alone writes to ``store`` (pass None on the other ranks);
+    every rank returns the same evaluation, equal to a one-process run's.
     """
     attacks = list(attacks)
     epsilons = [float(eps) for eps in epsilons]
     check(len(dataset) > 0, "the data set is empty: give at least one image")
     check(examples >= 0, f"examples must be >= 0, got {examples}")
-    check_sweep(attacks, epsilons, batch_size)
+    # A SuiteSpec has an AttackSpec's shape (key, params, build, to_dict): both check alike.
+    check_sweep(cast(list[AttackSpec], attacks), epsilons, batch_size)
     check_fit(model, dataset)
-    identity = run_identity(model, dataset, attacks, epsilons, batch_size, seed)
+    identity = run_identity(model, dataset, cast(list[AttackSpec], attacks), epsilons,
+                            batch_size, seed)  # fmt: skip
     run_id = run_id_of(identity)
     config = {
         **(run_config or {}), "batch_size": batch_size, "seed": seed, "epsilons": epsilons,
         "attacks": [spec.to_dict() for spec in attacks],
     }  # fmt: skip
     sweep = _Sweep(model, dataset, attacks, epsilons, batch_size, seed, run_id, examples)
-    with session(store, run_id, identity, config, sweep.units_total, "evaluation") as run:
+    ranks = sweep.ranks
+    store = store if ranks.main else None
+    # A suite unit stores a part beside its rows, counted as a unit of its own in the store.
+    parts = (
+        sum(isinstance(spec, SuiteSpec) for spec in attacks) * len(epsilons) * len(sweep.offsets)
+    )
+    with session(store, run_id, identity, config, sweep.units_total + parts,
+                 "evaluation") as run:  # fmt: skip
         if run.resumed:
             log.info("resuming run %s: %d of %d units already stored in %s",
-                     run_id, len(run.done), sweep.units_total, run.store.path)  # fmt: skip
+                     run_id, len(run.done), sweep.units_total + parts, run.store.path)  # fmt: skip
         sweep.store = run.store
         sweep.run(run.done, progress, on_batch)
-        evaluation = _collect(sweep, identity, config)
-        run.finish(evaluation.to_dict())
-    return evaluation
+        evaluation = _collect(sweep, identity, config) if ranks.main else None
+        if evaluation is not None and evaluation.suite:
+            end_suite(evaluation, sweep.model, sweep.dataset, sweep.store, sweep.batch_size,
+                      sweep.seed if checks else None)  # fmt: skip
+        if evaluation is not None:
+            run.finish(evaluation.to_dict())
+    return ranks.broadcast(evaluation)  # type: ignore[return-value]
 
 
 class _Sweep:
@@ -106,7 +142,7 @@ class _Sweep:
         self,
         model: ImageClassifier,
         dataset: ImageDataset,
-        attacks: list[AttackSpec],
+        attacks: list[Spec],
         epsilons: list[float],
         batch_size: int,
         seed: int,
@@ -119,7 +155,12 @@ class _Sweep:
         self.examples = examples
         self.device = model_device(model)
         self.offsets = list(range(0, len(dataset), batch_size))
-        self.units_total = len(self.offsets) * (1 + len(attacks) * len(epsilons))
+        self.units = {(CLEAN_KEY, 0.0, offset) for offset in self.offsets} | {
+            (spec.key, eps, offset)
+            for spec in attacks for eps in epsilons for offset in self.offsets
+        }  # fmt: skip
+        self.units_total = len(self.units)
+        self.ranks = Ranks.current()
 
     def run(
         self,
@@ -127,48 +168,69 @@ class _Sweep:
         progress: bool,
         on_batch: Callable[[BatchDone], None] | None,
     ) -> None:
-        count = len(done)
+        """Compute the units not in ``done``; with several ranks, each its share of every
+        round, rank 0 writing them all (the others hold no store)."""
+        ranks = self.ranks
+        done = ranks.broadcast(done)
+        count = len(done & self.units)
 
-        def finished(attack: str | None, eps: float | None, offset: int, seconds: float) -> None:
+        def write(payload: _Payload | None) -> None:
             nonlocal count
+            if payload is None:
+                return
+            kind, key, eps, offset, seconds, values = payload
+            if kind == "clean":
+                labels, prediction, confidence = values
+                self.store.write_clean(self.run_id, offset, labels, prediction, confidence,
+                                       seconds)  # fmt: skip
+            else:
+                rows, keep, part = values
+                if part is not None:  # first: the unit marked done is always complete
+                    self.store.write_part(self.run_id, part_name(key, eps, offset), *part)
+                self.store.write_unit(self.run_id, key, eps, offset, rows, seconds, keep)
             count += 1
             bar()
             if on_batch is not None:
                 size = min(self.batch_size, len(self.dataset) - offset)
-                on_batch(BatchDone(attack, eps, offset, size, count, self.units_total, seconds))
+                attack = None if kind == "clean" else key
+                on_batch(BatchDone(attack, None if kind == "clean" else eps, offset, size, count,
+                                   self.units_total, seconds))  # fmt: skip
 
-        with progress_bar(self.units_total, "evaluating", progress, len(done)) as bar:
+        def compute(units: list[Any], unit: Callable[..., _Payload]) -> None:
+            for item in ranks.rounds(units):
+                payloads = ranks.gather(None if item is None else unit(*item))
+                for payload in payloads:
+                    write(payload)
+
+        with progress_bar(self.units_total, "evaluating", progress and ranks.main,
+                          count) as bar:  # fmt: skip
             bar.describe("clean")
-            for offset in self.offsets:
-                if (CLEAN_KEY, 0.0, offset) not in done:
-                    finished(None, None, offset, self._clean_unit(offset))
-            clean = self.store.clean_rows(self.run_id, len(self.dataset))
+            compute([(o,) for o in self.offsets if (CLEAN_KEY, 0.0, o) not in done],
+                    self._clean_unit)  # fmt: skip
+            clean = ranks.broadcast(
+                self.store.clean_rows(self.run_id, len(self.dataset)) if ranks.main else None
+            )
             for spec in self.attacks:
-                key = spec.key
                 for eps in self.epsilons:
-                    bar.describe(f"{key} eps={eps:.4g}")
-                    for offset in self.offsets:
-                        if (key, eps, offset) not in done:
-                            seconds = self._attack_unit(spec, key, eps, offset, clean)
-                            finished(key, eps, offset, seconds)
+                    bar.describe(f"{spec.key} eps={eps:.4g}")
+                    pending = [(spec, eps, o, clean) for o in self.offsets
+                               if (spec.key, eps, o) not in done]  # fmt: skip
+                    compute(pending, self._attack_unit)
 
     def _batch(self, offset: int) -> tuple[torch.Tensor, torch.Tensor]:
         _, images, labels = next(self.dataset.batches(self.batch_size, start=offset))
         return images.to(self.device), labels.to(self.device)
 
-    def _clean_unit(self, offset: int) -> float:
+    def _clean_unit(self, offset: int) -> _Payload:
         start = time.perf_counter()
         images, labels = self._batch(offset)
         prediction, confidence = predict_top(self.model, images)
         seconds = time.perf_counter() - start
-        self.store.write_clean(
-            self.run_id, offset, labels.cpu().numpy(), prediction, confidence, seconds
-        )
-        return seconds
+        values = (labels.cpu().numpy(), prediction, confidence)
+        return ("clean", CLEAN_KEY, 0.0, offset, seconds, values)
 
-    def _attack_unit(
-        self, spec: AttackSpec, key: str, eps: float, offset: int, clean: CleanRows
-    ) -> float:
+    def _attack_unit(self, spec: Spec, eps: float, offset: int, clean: CleanRows) -> _Payload:
+        key = spec.key
         start = time.perf_counter()
         images, labels = self._batch(offset)
         size = labels.shape[0]
@@ -181,6 +243,7 @@ class _Sweep:
         target = np.full(size, -1, dtype=np.int64)
         linf, l2 = np.zeros(size), np.zeros(size)
         queries = np.zeros(size, dtype=np.int64)
+        part = None
         index = np.flatnonzero(correct)
         if index.size:
             attack = spec.build(eps, derive_seed(self.seed, key, eps, offset))
@@ -194,6 +257,9 @@ class _Sweep:
             linf[index] = norms["linf"].double().cpu().numpy()
             l2[index] = norms["l2"].double().cpu().numpy()
             queries[index] = result.queries.cpu().numpy()
+            if isinstance(result, CascadeResult):
+                data, arrays = unit_part(result, index, size)
+                part = (data, 0.0, arrays)  # its time is the unit's
             if result.targets is not None:
                 target[index] = result.targets.cpu().numpy()
                 success[index] = pred[index] == target[index]
@@ -204,8 +270,7 @@ class _Sweep:
         rows = UnitRows(positions, correct, pred, conf, success,
                         target if (target >= 0).any() else None, linf, l2, queries)  # fmt: skip
         keep = self._examples(offset, images, adversarial, labels, clean, pred, conf)
-        self.store.write_unit(self.run_id, key, eps, offset, rows, seconds, keep)
-        return seconds
+        return ("attack", key, eps, offset, seconds, (rows, keep, part))
 
     def _examples(
         self,
@@ -250,7 +315,8 @@ def _collect(sweep: _Sweep, identity: dict[str, Any], config: dict[str, Any]) ->
             seconds = store.unit_seconds(run_id, key, eps)
             attack = spec.build(eps, sweep.seed)
             results.append(AttackEvaluation(
-                attack=attack.name, key=key, norm=spec.norm, eps=eps, targeted=attack.targeted,
+                attack=spec.to_dict()["name"], key=key, norm=spec.norm, eps=eps,
+                targeted=bool(getattr(attack, "targeted", False)),
                 **metrics.attack_metrics(outcomes, clean.labels, names),
                 seconds=seconds, images_per_second=n / seconds if seconds > 0 else None,
                 config=attack.config(),
@@ -267,6 +333,8 @@ def _collect(sweep: _Sweep, identity: dict[str, Any], config: dict[str, Any]) ->
         advlab_version=advlab.__version__, device=str(sweep.device),
         seconds=store.unit_seconds(run_id),
         examples=_as_examples(stored_examples, sweep),
+        suite=[collect_suite(store, run_id, spec, eps, sweep.offsets, n)
+               for spec in sweep.attacks if isinstance(spec, SuiteSpec) for eps in sweep.epsilons],
     )  # fmt: skip
 
 

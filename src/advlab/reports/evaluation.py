@@ -26,6 +26,7 @@ from advlab.reports.figures import (
 )
 from advlab.reports.html_parts import Picker, scorecard_section
 from advlab.reports.scorecard import scorecard
+from advlab.reports.suite import suite_section
 from advlab.reports.tables import (
     COLUMNS,
     format_eps,
@@ -90,6 +91,7 @@ def write_html_report(
             _run_section(results),
             _settings_section(results),
             _results_section(results),
+            suite_section(results),
             "" if comparison is None else defense_section(comparison),
             blackbox_section(results),
             _curve_section(results),
@@ -108,6 +110,8 @@ def write_html_report(
 
 def _nav(results: Evaluation) -> str:
     sections = list(SECTIONS)
+    if results.suite:
+        sections.insert(3, ("suite", "Suite"))
     if blackbox_entries(results):
         sections.insert(3, ("blackbox", "Black-box"))
     links = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name in sections)

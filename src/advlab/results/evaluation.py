@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
 from advlab.results.base import JsonResult, build, find, mapping, records
-from advlab.results.defense import DefenseComparison
+from advlab.results.defense import Check, DefenseComparison
 
 #: Fields that measure time, not robustness: they differ between a resumed and a fresh run.
 TIMING_FIELDS = ("seconds", "images_per_second")
@@ -91,12 +91,50 @@ class AttackEvaluation:
 
 
 @dataclass
+class SuiteEvaluation:
+    """One preset cascade (``advlab evaluate --suite``) at one eps, over all ``n`` images.
+
+    ``robust_accuracy`` is the per-image worst case over the suite's attacks;
+    ``broken_by`` counts the images each attack broke first ("clean": misclassified
+    before any attack, "robust": none broke it). Per attack, ``queries`` is its total
+    queries in its own unit, ``mean_queries`` per image it ran on and ``seconds`` its
+    time. The sanity lines (AutoAttack's): the largest perturbation in each norm,
+    ``nan`` adversarial images and the smallest and largest pixel value.
+    """
+
+    suite: str
+    key: str
+    norm: str
+    eps: float
+    robust_accuracy: float
+    broken_by: dict[str, int]
+    queries: dict[str, int]
+    mean_queries: dict[str, float | None]
+    seconds: dict[str, float]
+    max_linf: float
+    max_l2: float
+    nan: int
+    min_pixel: float
+    max_pixel: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SuiteEvaluation:
+        return build(cls, data, "a suite result")
+
+
+@dataclass
 class Evaluation(JsonResult):
     """A finished robustness evaluation; :meth:`to_dict` is the results.json content.
 
     ``worst_case`` maps eps to the share of images no attack broke at that eps;
     ``defense_comparison`` is set when the run had a defense (``--defense``), and then
     written as the last key of results.json. ``examples`` are not part of the file.
+    ``suite`` (one entry per eps), ``checks`` (the automatic gradient-masking checks) and
+    ``warnings`` are set by a suite run (``--suite``) and written only when set, so the
+    results.json of a run without one is as before.
     """
 
     FILE = "results.json"
@@ -119,6 +157,9 @@ class Evaluation(JsonResult):
     seconds: float
     examples: dict[tuple[str, float], AttackExamples] = field(default_factory=dict, repr=False)
     defense_comparison: DefenseComparison | None = None
+    suite: list[SuiteEvaluation] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def result(self, attack: str, eps: float) -> AttackEvaluation:
         """The entry for an attack (its name or key) at ``eps``."""
@@ -148,6 +189,12 @@ class Evaluation(JsonResult):
             "config": self.config,
             "seconds": self.seconds,
         }
+        if self.suite:
+            out["suite"] = [entry.to_dict() for entry in self.suite]
+        if self.checks:
+            out["checks"] = [entry.to_dict() for entry in self.checks]
+        if self.suite or self.warnings:
+            out["warnings"] = list(self.warnings)
         if self.defense_comparison is not None:
             out["defense_comparison"] = self.defense_comparison.to_dict()
         return out
@@ -172,6 +219,9 @@ class Evaluation(JsonResult):
             defense_comparison=None
             if comparison is None
             else DefenseComparison.from_dict(comparison),
+            suite=[SuiteEvaluation.from_dict(e) for e in records(data, "suite", "results.json")],
+            checks=[Check.from_dict(e) for e in records(data, "checks", "results.json")],
+            warnings=[str(text) for text in data.get("warnings") or []],
         )
 
 

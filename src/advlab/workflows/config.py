@@ -7,7 +7,7 @@ reads back: ``advlab evaluate --config out/config.yaml`` repeats (and resumes) t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -89,6 +89,26 @@ class EvaluateConfig(_Sweep):
         return {"timeout": self.target_timeout, "retries": self.target_retries,
                 "total_timeout": self.target_total_timeout}  # fmt: skip
 
+    # A preset cascade (standard, fast, quick; docs/suite.md) in suite_norm, after the attacks.
+    suite: Literal["standard", "fast", "quick"] | None = None
+    suite_norm: Literal["linf", "l2"] = "linf"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _suite_alone(cls, data: Any) -> Any:
+        """With a suite, the attacks default to none (the suite alone)."""
+        if isinstance(data, dict) and data.get("suite") and not {"attacks", "attack"} & set(data):
+            return {**data, "attacks": []}
+        return data
+
+    @model_validator(mode="after")
+    def _sweep(self) -> EvaluateConfig:
+        if not self.attacks and not self.suite:
+            raise ValueError("give at least one --attack or a --suite")
+        suite = [AttackChoice(name="pgd", norm=self.suite_norm)] if self.suite else []
+        check_linf([*self.attacks, *suite], self.epsilons)
+        return self
+
     @field_validator("defense")
     @classmethod
     def _defense(cls, spec: str | None, info: ValidationInfo) -> str | None:
@@ -106,6 +126,8 @@ class EvaluateConfig(_Sweep):
 
         if self.target is None:
             return self
+        if self.suite:
+            raise ValueError(f"--suite {self.suite} needs gradients, which --target cannot give")
         for choice in self.attacks:
             if get_attack(choice.name).needs_gradients:
                 raise ValueError(
