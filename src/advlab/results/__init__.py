@@ -39,6 +39,7 @@ from advlab.results.evaluation import (
     AttackExamples,
     Evaluation,
     PerClass,
+    SuiteEvaluation,
     per_class_dict,
     without_timings,
 )
@@ -58,6 +59,7 @@ from advlab.results.transfer import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "SuiteEvaluation",
     "TIMING_FIELDS",
     "AttackEvaluation",
     "AttackExamples",
