@@ -249,9 +249,7 @@ def _rate(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
-def _roc(
-    negatives: torch.Tensor, positives: torch.Tensor
-) -> tuple[RocCurve, float | None]:
+def _roc(negatives: torch.Tensor, positives: torch.Tensor) -> tuple[RocCurve, float | None]:
     """The ROC's corner points (the curve is drawn exactly from them) and its AUC."""
     if negatives.numel() == 0 or positives.numel() == 0:
         return {"fpr": [], "tpr": []}, None

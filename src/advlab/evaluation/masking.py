@@ -153,5 +153,3 @@ def _compare(
     text = f"{high_key} {high:.1%} {relation} {low_key} {low:.1%} + {margin:.0%}"
     text = f"{why} ({text})" if warn else text
     return Check(name, "warn" if warn else "pass", {high_key: high, low_key: low}, text)
-
-
