@@ -74,6 +74,10 @@ def test_the_same_evaluation_resumes_the_migrated_run(
         results["config"].pop("out")
         results["config"].pop("store")
     assert new["run_id"] == SWEEP
+    # Options added since (e.g. --suite, --target-timeout) join the stored configuration
+    # with their defaults; every option the old run had keeps its value.
+    old_config, new_config = old.pop("config"), new.pop("config")
+    assert {key: new_config.get(key) for key in old_config} == old_config
     assert without_timings(new) == without_timings(old)
 
 
