@@ -9,21 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from advlab.cli.options import (
-    Attacks,
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    DefaultNorm,
-    Device,
-    Epsilons,
-    Force,
-    Quiet,
-    Seed,
-    Split,
-    build_config,
-    console,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console
 from advlab.reports.tables import attack_name
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DefendConfig
@@ -33,7 +20,7 @@ DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 def defend(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="The undefended model (as for evaluate).")] = (
         "mnist-cnn"
     ),
@@ -59,12 +46,12 @@ def defend(
     detector_fit_n: Annotated[
         int, typer.Option(help="Clean images (not attacked) to fit the detector on.")
     ] = 500,
-    attack: Attacks = None,
-    eps: Epsilons = None,
-    norm: DefaultNorm = "linf",
+    attack: opt.Attacks = None,
+    eps: opt.Epsilons = None,
+    norm: opt.DefaultNorm = "linf",
     dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
-    data_dir: DataDir = None,
-    split: Split = "test",
+    data_dir: opt.DataDir = None,
+    split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Seeded random subset of n images.")] = 200,
     eot_samples: Annotated[int, typer.Option(help="Random draws per EOT gradient.")] = 10,
     gap: Annotated[
@@ -75,16 +62,16 @@ def defend(
     check_eps: Annotated[
         str | None, typer.Option(help="Eps of the checks (default: the largest --eps).")
     ] = None,
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
     out: Annotated[
         str, typer.Option(help="Output folder for defend.json and report.html.")
     ] = "advlab-defend",
     store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
-    force: Force = False,
-    quiet: Quiet = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Compare defenses: clean accuracy, robust accuracy under plain and adaptive attacks.
 

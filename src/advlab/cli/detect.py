@@ -8,21 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from advlab.cli.options import (
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    DefaultNorm,
-    Device,
-    Epsilons,
-    Force,
-    Quiet,
-    Seed,
-    Store,
-    Weights,
-    build_config,
-    console,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console
 from advlab.cli.options import pct as _pct
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DetectConfig
@@ -30,11 +17,11 @@ from advlab.workflows.config import DetectConfig
 
 def detect(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
-    weights: Weights = None,
+    weights: opt.Weights = None,
     dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist",
-    data_dir: DataDir = None,
+    data_dir: opt.DataDir = None,
     detector: Annotated[
         str, typer.Option(help="squeeze (feature squeezing) or binary (trained on features).")
     ] = "squeeze",
@@ -42,8 +29,8 @@ def detect(
         list[str] | None,
         typer.Option("--attack", "-a", help="Attack, repeatable; options as pgd:steps=20."),
     ] = None,
-    eps: Epsilons = None,
-    norm: DefaultNorm = "linf",
+    eps: opt.Epsilons = None,
+    norm: opt.DefaultNorm = "linf",
     fpr: Annotated[float, typer.Option(help="Target false positive rate on clean images.")] = 0.05,
     n: Annotated[int, typer.Option(help="Test images: attacked, and clean for the FPR.")] = 500,
     n_fit: Annotated[int, typer.Option(help="Clean images the detector is fitted on.")] = 2000,
@@ -57,16 +44,16 @@ def detect(
         bool, typer.Option(help="Also run the attack on model and detector together.")
     ] = True,
     adaptive_steps: Annotated[int, typer.Option(help="Steps of the adaptive attack.")] = 40,
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
-    store: Store = None,
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
+    store: opt.Store = None,
     out: Annotated[
         str, typer.Option(help="Output folder for detection.json and report.html.")
     ] = "advlab-detect",
     report: Annotated[bool, typer.Option(help="Write report.html.")] = False,
-    force: Force = False,
-    quiet: Quiet = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Detection rate, false positive rate and ROC AUC of a detector, per attack and eps."""
     from advlab.workflows import run_detection
