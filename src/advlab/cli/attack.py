@@ -17,7 +17,7 @@ def attack(
     config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to attack.")] = "mnist-cnn",
     weights: opt.Weights = None,
-    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
+    dataset: opt.Dataset = "mnist-demo",
     data_dir: opt.DataDir = None,
     split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Number of images.")] = 100,

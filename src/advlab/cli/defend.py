@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from advlab.cli import options as opt
-from advlab.cli.options import build_config, console
+from advlab.cli.options import build_config, console, pct
 from advlab.reports.tables import attack_name
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DefendConfig
@@ -49,7 +49,7 @@ def defend(
     attack: opt.Attacks = None,
     eps: opt.Epsilons = None,
     norm: opt.DefaultNorm = "linf",
-    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
+    dataset: opt.Dataset = "mnist-demo",
     data_dir: opt.DataDir = None,
     split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Seeded random subset of n images.")] = 200,
@@ -69,7 +69,7 @@ def defend(
         str, typer.Option(help="Output folder for defend.json and report.html.")
     ] = "advlab-defend",
     store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
-    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    report: opt.Report = True,
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -142,8 +142,8 @@ def print_comparison(results: Mapping[str, Any]) -> None:
         training = row.get("training_seconds")
         overview.add_row(
             escape(str(row["label"])),
-            _pct(row.get("clean_accuracy")),
-            _pct(row.get("clean_retention")),
+            pct(row.get("clean_accuracy")),
+            pct(row.get("clean_retention")),
             "-" if row.get("inference_slowdown") is None else f"{row['inference_slowdown']:.2f}x",
             "none" if row.get("kind") in ("preprocess", "detector")
             else ("-" if training is None else f"{training:.0f} s"),
@@ -209,14 +209,10 @@ def _eps_caption(results: Mapping[str, Any], headers: Mapping[str, str]) -> str:
 
 
 def _cell_text(cell: Mapping[str, Any], kind: Any) -> str:
-    text = f"{_pct(cell.get('robust_accuracy'))} -> {_pct(cell.get('adaptive_robust_accuracy'))}"
+    text = f"{pct(cell.get('robust_accuracy'))} -> {pct(cell.get('adaptive_robust_accuracy'))}"
     worst = cell.get("worst_attack")
     if worst and worst != "standard":
         text += f" ({escape(str(worst))})"
     if kind != "undefended":
-        text += f" cut {_pct(cell.get('asr_reduction'))}"
+        text += f" cut {pct(cell.get('asr_reduction'))}"
     return f"[red]{text} ![/red]" if cell.get("gap_flagged") else text
-
-
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"

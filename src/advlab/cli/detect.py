@@ -9,8 +9,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from advlab.cli import options as opt
-from advlab.cli.options import build_config, console
-from advlab.cli.options import pct as _pct
+from advlab.cli.options import build_config, console, pct
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DetectConfig
 
@@ -20,7 +19,7 @@ def detect(
     config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
     weights: opt.Weights = None,
-    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist",
+    dataset: opt.Dataset = "mnist",
     data_dir: opt.DataDir = None,
     detector: Annotated[
         str, typer.Option(help="squeeze (feature squeezing) or binary (trained on features).")
@@ -51,7 +50,7 @@ def detect(
     out: Annotated[
         str, typer.Option(help="Output folder for detection.json and report.html.")
     ] = "advlab-detect",
-    report: Annotated[bool, typer.Option(help="Write report.html.")] = False,
+    report: opt.Report = False,
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -89,9 +88,9 @@ def _print_detection(results: dict[str, Any]) -> None:
     from advlab.reports.detection import summary_rows
 
     console.print(
-        f"false positive rate: {_pct(results['false_positive_rate'])} on {results['n']} "
-        f"held-out clean images (target {_pct(results['fpr_target'])}); clean accuracy "
-        f"{_pct(results['clean_accuracy'])}"
+        f"false positive rate: {pct(results['false_positive_rate'])} on {results['n']} "
+        f"held-out clean images (target {pct(results['fpr_target'])}); clean accuracy "
+        f"{pct(results['clean_accuracy'])}"
     )
     table = Table(
         Column("attack", no_wrap=True, min_width=10),
@@ -106,9 +105,9 @@ def _print_detection(results: dict[str, Any]) -> None:
         table.add_row(
             escape(row["attack"]),  # "pgd[steps=20]" is not rich markup
             f"{row['eps']:g}",
-            _pct(row["attack_success_rate"]),
-            _pct(row["detection_rate"]),
-            _pct(row["adaptive_detection_rate"]),
+            pct(row["attack_success_rate"]),
+            pct(row["detection_rate"]),
+            pct(row["adaptive_detection_rate"]),
             "-" if row["auc"] is None else f"{row['auc']:.3f}",
         )
     console.print(table)

@@ -82,7 +82,7 @@ def evaluate(
     store: Annotated[
         str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
     ] = None,
-    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    report: opt.Report = True,
     examples: Annotated[int, typer.Option(help="Example images per attack in the report.")] = 8,
     defense: Annotated[
         str | None,

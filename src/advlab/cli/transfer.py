@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from advlab.cli import options as opt
-from advlab.cli.options import build_config, console
+from advlab.cli.options import build_config, console, pct
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import TransferConfig
 
@@ -96,7 +96,7 @@ def _print_matrices(result: TransferMatrix) -> None:
     from advlab.reports.tables import format_eps
 
     clean = ", ".join(
-        f"{name} {_pct(info['clean_accuracy'])}" for name, info in result.models.items()
+        f"{name} {pct(info['clean_accuracy'])}" for name, info in result.models.items()
     )
     console.print(f"clean accuracy on {result.n} images: {clean}", markup=False)
     console.print(
@@ -117,10 +117,6 @@ def _print_matrices(result: TransferMatrix) -> None:
 
 
 def _cell_text(cell: TransferCell) -> str:
-    rate, accuracy = _pct(cell.success_rate), _pct(cell.target_adversarial_accuracy)
+    rate, accuracy = pct(cell.success_rate), pct(cell.target_adversarial_accuracy)
     text = f"{rate} (n={cell.n_both_correct})\nacc {accuracy}"
     return f"[bold]{text}[/bold]" if cell.white_box else text
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
