@@ -44,7 +44,7 @@ from advlab.attacks.gradient import (
     misclassified,
     start_in_ball,
 )
-from advlab.attacks.norms import LINF, LpBall, Norm
+from advlab.attacks.norms import LINF, LpBall, Norm, per_image
 from advlab.errors import check
 
 _TINY = 1e-12
@@ -97,6 +97,16 @@ def _fooled_pair(logits: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
     return logits.argmax(1) != goal[:, 0]
 
 
+def top_target_pairs(
+    logits: torch.Tensor, goal: torch.Tensor, n_target_classes: int
+) -> Iterator[torch.Tensor]:
+    """AutoAttack's targets (APGD-T, FAB-T): (label, target) per image for target ``j`` =
+    1 .. ``n_target_classes``, the clean image's ``j+1``-th most likely class."""
+    ranked = logits.argsort(dim=1, descending=True)
+    for j in range(1, min(n_target_classes, logits.shape[1] - 1) + 1):
+        yield torch.stack([goal, ranked[:, j]], dim=1)
+
+
 #: The losses APGD ascends, by name.
 APGD_LOSSES = {"ce": cross_entropy, "dlr": dlr}
 
@@ -112,11 +122,6 @@ def checkpoints(steps: int) -> dict[int, int]:
         window = max(window - shrink, shortest)
         step += window
     return marks
-
-
-def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-image mask or value shaped (N, 1, 1, 1) to broadcast against images."""
-    return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
 class APGDStep(Update):
@@ -163,11 +168,11 @@ class APGDStep(Update):
     ) -> None:
         rows = slice(None) if index is None else index
         hit = self.success(outputs, self.goal[rows]) & ~self.found[rows]
-        self.first[rows] = torch.where(_rows(hit, x), x, self.first[rows])
+        self.first[rows] = torch.where(per_image(hit, x), x, self.first[rows])
         self.found[rows] |= hit
         loss = loss.to(self.best_loss.dtype)
         improved = loss > self.best_loss[rows]
-        self.best[rows] = torch.where(_rows(improved, x), x, self.best[rows])
+        self.best[rows] = torch.where(per_image(improved, x), x, self.best[rows])
         self.best_loss[rows] = torch.where(improved, loss, self.best_loss[rows])
         self.improved[rows] = improved
 
@@ -180,11 +185,11 @@ class APGDStep(Update):
             self.increases[rows] += (loss > self.last_loss[rows]).long()
         self.last_loss[rows] = loss
         self.best_grad[rows] = torch.where(
-            _rows(self.improved[rows], x), grad, self.best_grad[rows]
+            per_image(self.improved[rows], x), grad, self.best_grad[rows]
         )
         if self.t in self.marks:
             x, grad = self._checkpoint(x, grad, rows, self.marks[self.t])
-        step = _rows(self.step[rows], x)
+        step = per_image(self.step[rows], x)
         origin = self.origin[rows]
         z = self.ball.project(x + step * self.ball.direction(grad), origin, self.eps)
         if self.t > 0:
@@ -206,11 +211,11 @@ class APGDStep(Update):
         self.halved_at_check[rows] = halve
         self.loss_at_check[rows] = best_loss
         self.increases[rows] = 0
-        back = _rows(halve, x)
+        back = per_image(halve, x)
         return torch.where(back, self.best[rows], x), torch.where(back, self.best_grad[rows], grad)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(_rows(self.found, x), self.first, self.best)
+        return torch.where(per_image(self.found, x), self.first, self.best)
 
 
 # -- the attacks ----------------------------------------------------------------------------
@@ -328,8 +333,6 @@ class APGDT(APGD):
     ) -> Iterator[tuple[torch.Tensor, Objective, Success]]:
         check(not targeted, "apgd-t picks its own targets: pass no targets")
         check(logits.shape[1] >= 4, "apgd-t needs a model with at least 4 classes")
-        ranked = logits.argsort(dim=1, descending=True)
-        for j in range(1, min(self.n_target_classes, logits.shape[1] - 1) + 1):
-            pair = torch.stack([goal, ranked[:, j]], dim=1)
+        for pair in top_target_pairs(logits, goal, self.n_target_classes):
             for _ in range(self.restarts):
                 yield pair, _towards_pair, _fooled_pair

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advlab.attacks.apgd import top_target_pairs
 from advlab.attacks.base import Attack, register_attack
 from advlab.attacks.gradient import GradientAscent, Update
-from advlab.attacks.norms import LINF, LpBall, Norm
+from advlab.attacks.norms import LINF, LpBall, Norm, per_image
 from advlab.errors import check
 
 _TINY = 1e-12
@@ -90,7 +91,7 @@ class FABStep(Update):
         fooled = outputs.argmax(1) != self.goal[rows, 0]
         norm = self.ball.distance(x, self.origin[rows])
         better = fooled & (norm < self.best_norm[rows])
-        self.best[rows] = torch.where(_rows(better, x), x, self.best[rows])
+        self.best[rows] = torch.where(per_image(better, x), x, self.best[rows])
         self.best_norm[rows] = torch.where(better, norm, self.best_norm[rows])
         self.fooled[rows] = fooled
 
@@ -101,7 +102,7 @@ class FABStep(Update):
         origin = self.origin[rows]
         # A fooled point is pulled back towards the clean image first; the step from
         # there uses the linear model of f at x (the gradient we have).
-        x_from = torch.where(_rows(self.fooled[rows], x), origin + self.beta * (x - origin), x)
+        x_from = torch.where(per_image(self.fooled[rows], x), origin + self.beta * (x - origin), x)
 
         def linear(at: torch.Tensor) -> torch.Tensor:
             return loss + (grad * (at - x)).flatten(1).sum(1)
@@ -111,7 +112,7 @@ class FABStep(Update):
         zero = torch.zeros_like(x)
         near = self.ball.distance(to_boundary, zero).clamp_min(1e-8)
         far = self.ball.distance(from_origin, zero).clamp_min(1e-8)
-        alpha = _rows((near / (near + far)).clamp(0, self.alpha_max), x)
+        alpha = per_image((near / (near + far)).clamp(0, self.alpha_max), x)
         moved = (x_from + self.eta * to_boundary) * (1 - alpha)
         return (moved + (origin + self.eta * from_origin) * alpha).clamp(0, 1)
 
@@ -121,10 +122,6 @@ class FABStep(Update):
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         return self.best
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 @register_attack
@@ -171,12 +168,10 @@ class FABT(Attack):
         with torch.no_grad():
             logits = model(images)
         robust = logits.argmax(1) == goal
-        ranked = logits.argsort(dim=1, descending=True)
         adversarial = images.clone()
         queries = torch.zeros(images.shape[0], dtype=torch.int64)
         diameter = self.ball.box_diameter(images.shape[1:])
-        for j in range(1, min(self.n_target_classes, logits.shape[1] - 1) + 1):
-            pair = torch.stack([goal, ranked[:, j]], dim=1)
+        for pair in top_target_pairs(logits, goal, self.n_target_classes):
             for restart in range(self.restarts):
                 active = robust.nonzero().squeeze(1)
                 if active.numel() == 0:

@@ -31,14 +31,14 @@ L2: Norm = "l2"
 _TINY = 1e-12
 
 
-def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Per-image values shaped (N, 1, 1, 1) (as many ones as ``like`` has) to broadcast."""
     return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _l2_per_image(x: torch.Tensor) -> torch.Tensor:
     """L2 norm of each image, at least ``_TINY``, shaped (N, 1, 1, 1)."""
-    return _per_image(x.flatten(1).norm(p=2, dim=1).clamp_min(_TINY), x)
+    return per_image(x.flatten(1).norm(p=2, dim=1).clamp_min(_TINY), x)
 
 
 class LpBall(ABC):
@@ -164,7 +164,7 @@ class LinfBall(LpBall):
     def steepest_step(
         self, w: torch.Tensor, size: torch.Tensor, dual: torch.Tensor
     ) -> torch.Tensor:
-        return _per_image(size, w) * w.sign()
+        return per_image(size, w) * w.sign()
 
     def dimension_factor(self, d: int) -> float:
         return float(d)
@@ -182,7 +182,7 @@ class LinfBall(LpBall):
         return distance.clone()  # the path clips to a growing L-inf radius
 
     def along(self, x0: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        radius = _per_image(t, x)
+        radius = per_image(t, x)
         return torch.minimum(torch.maximum(x, x0 - radius), x0 + radius)
 
 
@@ -197,7 +197,7 @@ class L2Ball(LpBall):
         delta = torch.randn_like(x0)
         d = x0[0].numel()
         radius = eps * torch.rand(x0.shape[0], device=x0.device, dtype=x0.dtype) ** (1.0 / d)
-        delta = delta / _l2_per_image(delta) * _per_image(radius, x0)
+        delta = delta / _l2_per_image(delta) * per_image(radius, x0)
         return (x0 + delta).clamp(0.0, 1.0)
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
@@ -218,7 +218,7 @@ class L2Ball(LpBall):
     def steepest_step(
         self, w: torch.Tensor, size: torch.Tensor, dual: torch.Tensor
     ) -> torch.Tensor:
-        return _per_image(size / dual, w) * w
+        return per_image(size / dual, w) * w
 
     def dimension_factor(self, d: int) -> float:
         return math.sqrt(d)
@@ -233,7 +233,7 @@ class L2Ball(LpBall):
         return torch.ones_like(distance)  # the path blends towards x
 
     def along(self, x0: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        t = _per_image(t, x)
+        t = per_image(t, x)
         return (1 - t) * x0 + t * x
 
 

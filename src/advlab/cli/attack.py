@@ -6,44 +6,33 @@ from typing import Annotated
 
 import typer
 
-from advlab.cli.options import (
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    Device,
-    Force,
-    Quiet,
-    Seed,
-    Split,
-    Weights,
-    build_config,
-    console,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import AttackConfig
 
 
 def attack(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to attack.")] = "mnist-cnn",
-    weights: Weights = None,
-    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
-    data_dir: DataDir = None,
-    split: Split = "test",
+    weights: opt.Weights = None,
+    dataset: opt.Dataset = "mnist-demo",
+    data_dir: opt.DataDir = None,
+    split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Number of images.")] = 100,
     attack: Annotated[
         str, typer.Option("--attack", "-a", help="Attack with options, e.g. pgd:steps=20.")
     ] = "pgd",
     eps: Annotated[str, typer.Option("--eps", "-e", help="Epsilon (0.03 or 8/255).")] = "0.1",
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
     out: Annotated[str, typer.Option(help="Output folder for adversarial.npz.")] = "advlab-attack",
     png: Annotated[bool, typer.Option(help="Also write one PNG per adversarial image.")] = False,
-    force: Force = False,
-    quiet: Quiet = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Craft adversarial examples and save them as .npz (and optionally PNGs)."""
     from advlab.workflows import run_attack

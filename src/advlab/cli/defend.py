@@ -9,21 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from advlab.cli.options import (
-    Attacks,
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    DefaultNorm,
-    Device,
-    Epsilons,
-    Force,
-    Quiet,
-    Seed,
-    Split,
-    build_config,
-    console,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console, pct
 from advlab.reports.tables import attack_name
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DefendConfig
@@ -33,7 +20,7 @@ DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 def defend(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="The undefended model (as for evaluate).")] = (
         "mnist-cnn"
     ),
@@ -59,12 +46,12 @@ def defend(
     detector_fit_n: Annotated[
         int, typer.Option(help="Clean images (not attacked) to fit the detector on.")
     ] = 500,
-    attack: Attacks = None,
-    eps: Epsilons = None,
-    norm: DefaultNorm = "linf",
-    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist-demo",
-    data_dir: DataDir = None,
-    split: Split = "test",
+    attack: opt.Attacks = None,
+    eps: opt.Epsilons = None,
+    norm: opt.DefaultNorm = "linf",
+    dataset: opt.Dataset = "mnist-demo",
+    data_dir: opt.DataDir = None,
+    split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Seeded random subset of n images.")] = 200,
     eot_samples: Annotated[int, typer.Option(help="Random draws per EOT gradient.")] = 10,
     gap: Annotated[
@@ -75,16 +62,16 @@ def defend(
     check_eps: Annotated[
         str | None, typer.Option(help="Eps of the checks (default: the largest --eps).")
     ] = None,
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
     out: Annotated[
         str, typer.Option(help="Output folder for defend.json and report.html.")
     ] = "advlab-defend",
     store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
-    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
-    force: Force = False,
-    quiet: Quiet = False,
+    report: opt.Report = True,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Compare defenses: clean accuracy, robust accuracy under plain and adaptive attacks.
 
@@ -155,8 +142,8 @@ def print_comparison(results: Mapping[str, Any]) -> None:
         training = row.get("training_seconds")
         overview.add_row(
             escape(str(row["label"])),
-            _pct(row.get("clean_accuracy")),
-            _pct(row.get("clean_retention")),
+            pct(row.get("clean_accuracy")),
+            pct(row.get("clean_retention")),
             "-" if row.get("inference_slowdown") is None else f"{row['inference_slowdown']:.2f}x",
             "none" if row.get("kind") in ("preprocess", "detector")
             else ("-" if training is None else f"{training:.0f} s"),
@@ -222,14 +209,10 @@ def _eps_caption(results: Mapping[str, Any], headers: Mapping[str, str]) -> str:
 
 
 def _cell_text(cell: Mapping[str, Any], kind: Any) -> str:
-    text = f"{_pct(cell.get('robust_accuracy'))} -> {_pct(cell.get('adaptive_robust_accuracy'))}"
+    text = f"{pct(cell.get('robust_accuracy'))} -> {pct(cell.get('adaptive_robust_accuracy'))}"
     worst = cell.get("worst_attack")
     if worst and worst != "standard":
         text += f" ({escape(str(worst))})"
     if kind != "undefended":
-        text += f" cut {_pct(cell.get('asr_reduction'))}"
+        text += f" cut {pct(cell.get('asr_reduction'))}"
     return f"[red]{text} ![/red]" if cell.get("gap_flagged") else text
-
-
-def _pct(value: Any) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"

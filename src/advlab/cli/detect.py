@@ -8,33 +8,19 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from advlab.cli.options import (
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    DefaultNorm,
-    Device,
-    Epsilons,
-    Force,
-    Quiet,
-    Seed,
-    Store,
-    Weights,
-    build_config,
-    console,
-)
-from advlab.cli.options import pct as _pct
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console, pct
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DetectConfig
 
 
 def detect(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
-    weights: Weights = None,
-    dataset: Annotated[str, typer.Option(help="Data set name.")] = "mnist",
-    data_dir: DataDir = None,
+    weights: opt.Weights = None,
+    dataset: opt.Dataset = "mnist",
+    data_dir: opt.DataDir = None,
     detector: Annotated[
         str, typer.Option(help="squeeze (feature squeezing) or binary (trained on features).")
     ] = "squeeze",
@@ -42,8 +28,8 @@ def detect(
         list[str] | None,
         typer.Option("--attack", "-a", help="Attack, repeatable; options as pgd:steps=20."),
     ] = None,
-    eps: Epsilons = None,
-    norm: DefaultNorm = "linf",
+    eps: opt.Epsilons = None,
+    norm: opt.DefaultNorm = "linf",
     fpr: Annotated[float, typer.Option(help="Target false positive rate on clean images.")] = 0.05,
     n: Annotated[int, typer.Option(help="Test images: attacked, and clean for the FPR.")] = 500,
     n_fit: Annotated[int, typer.Option(help="Clean images the detector is fitted on.")] = 2000,
@@ -57,16 +43,16 @@ def detect(
         bool, typer.Option(help="Also run the attack on model and detector together.")
     ] = True,
     adaptive_steps: Annotated[int, typer.Option(help="Steps of the adaptive attack.")] = 40,
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
-    store: Store = None,
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
+    store: opt.Store = None,
     out: Annotated[
         str, typer.Option(help="Output folder for detection.json and report.html.")
     ] = "advlab-detect",
-    report: Annotated[bool, typer.Option(help="Write report.html.")] = False,
-    force: Force = False,
-    quiet: Quiet = False,
+    report: opt.Report = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Detection rate, false positive rate and ROC AUC of a detector, per attack and eps."""
     from advlab.workflows import run_detection
@@ -102,9 +88,9 @@ def _print_detection(results: dict[str, Any]) -> None:
     from advlab.reports.detection import summary_rows
 
     console.print(
-        f"false positive rate: {_pct(results['false_positive_rate'])} on {results['n']} "
-        f"held-out clean images (target {_pct(results['fpr_target'])}); clean accuracy "
-        f"{_pct(results['clean_accuracy'])}"
+        f"false positive rate: {pct(results['false_positive_rate'])} on {results['n']} "
+        f"held-out clean images (target {pct(results['fpr_target'])}); clean accuracy "
+        f"{pct(results['clean_accuracy'])}"
     )
     table = Table(
         Column("attack", no_wrap=True, min_width=10),
@@ -119,9 +105,9 @@ def _print_detection(results: dict[str, Any]) -> None:
         table.add_row(
             escape(row["attack"]),  # "pgd[steps=20]" is not rich markup
             f"{row['eps']:g}",
-            _pct(row["attack_success_rate"]),
-            _pct(row["detection_rate"]),
-            _pct(row["adaptive_detection_rate"]),
+            pct(row["attack_success_rate"]),
+            pct(row["detection_rate"]),
+            pct(row["adaptive_detection_rate"]),
             "-" if row["auc"] is None else f"{row['auc']:.3f}",
         )
     console.print(table)

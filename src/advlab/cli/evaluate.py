@@ -8,22 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from advlab.cli.options import (
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    DefaultNorm,
-    Device,
-    Epsilons,
-    Force,
-    Quiet,
-    Seed,
-    Split,
-    Weights,
-    build_config,
-    console,
-    pct,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console, pct
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import EvaluateConfig
 
@@ -36,8 +22,8 @@ def demo(
     store: Annotated[
         str | None, typer.Option(help="SQLite results store (default ~/.advlab).")
     ] = None,
-    force: Force = False,
-    quiet: Quiet = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Offline demo: the bundled MNIST CNN under FGSM, PGD, MIM and DeepFool, eps 0.05..0.3."""
     from advlab.workflows import demo_config, run_evaluation
@@ -53,11 +39,11 @@ def demo(
 
 def evaluate(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[
         str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")
     ] = "mnist-cnn",
-    weights: Weights = None,
+    weights: opt.Weights = None,
     target: Annotated[
         str | None, typer.Option(help="Attack a black box instead: http://HOST:PORT or FILE.onnx.")
     ] = None,
@@ -73,8 +59,8 @@ def evaluate(
     dataset: Annotated[
         str, typer.Option(help="Data set name (see 'advlab datasets').")
     ] = "mnist-demo",
-    data_dir: DataDir = None,
-    split: Split = "test",
+    data_dir: opt.DataDir = None,
+    split: opt.Split = "test",
     n: Annotated[
         int | None,
         typer.Option("--n", "-n", help="Evaluate a seeded random subset of n images."),
@@ -85,18 +71,18 @@ def evaluate(
             "--attack", "-a", help="Attack, repeatable; options as pgd:steps=20,restarts=2."
         ),
     ] = None,
-    eps: Epsilons = None,
-    norm: DefaultNorm = "linf",
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
+    eps: opt.Epsilons = None,
+    norm: opt.DefaultNorm = "linf",
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
     out: Annotated[
         str, typer.Option(help="Output folder for results.json, config.yaml, report.html.")
     ] = "advlab-results",
     store: Annotated[
         str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
     ] = None,
-    report: Annotated[bool, typer.Option(help="Write report.html.")] = True,
+    report: opt.Report = True,
     examples: Annotated[int, typer.Option(help="Example images per attack in the report.")] = 8,
     defense: Annotated[
         str | None,
@@ -106,8 +92,8 @@ def evaluate(
         str | None,
         typer.Option(help="Preset cascade standard, fast or quick (docs/suite.md), in --norm."),
     ] = None,
-    force: Force = False,
-    quiet: Quiet = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Clean and robust accuracy of a model over attacks and an epsilon sweep.
 

@@ -34,6 +34,7 @@ DataDir = Annotated[
     str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
 ]
 Split = Annotated[str, typer.Option(help="train or test.")]
+Dataset = Annotated[str, typer.Option(help="Data set name.")]
 DefaultNorm = Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")]
 Epsilons = Annotated[
     list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
@@ -43,6 +44,7 @@ Attacks = Annotated[
     list[str] | None,
     typer.Option("--attack", "-a", help="Attack, repeatable (default fgsm, pgd, mim)."),
 ]
+Report = Annotated[bool, typer.Option(help="Write report.html.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 Force = Annotated[
     bool, typer.Option("--force", help="Overwrite the results of a different run in --out.")

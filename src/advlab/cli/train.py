@@ -6,17 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from advlab.cli.options import (
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    Device,
-    Quiet,
-    Seed,
-    build_config,
-    console,
-    given_options,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console, given_options
 from advlab.errors import AdvlabError
 from advlab.training import TrainResult
 from advlab.workflows.base import parse_epsilon, read_yaml
@@ -31,12 +22,12 @@ ADVERSARIAL = {"method": "adversarial", "eps": "eps", "norm": "norm", "alpha": "
 
 def train(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="Registry model to train.")] = "mnist-cnn",
     dataset: Annotated[str, typer.Option(help="Training data set.")] = "mnist",
-    data_dir: DataDir = None,
+    data_dir: opt.DataDir = None,
     epochs: Annotated[int, typer.Option(help="Number of epochs.")] = 5,
-    batch_size: BatchSize = 128,
+    batch_size: opt.BatchSize = 128,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
     optimizer: Annotated[str, typer.Option(help="sgd or adam.")] = "adam",
     schedule: Annotated[
@@ -111,11 +102,11 @@ def train(
     num_threads: Annotated[
         int | None, typer.Option(help="CPU threads for torch (default: torch's choice).")
     ] = None,
-    seed: Seed = 0,
-    device: Device = "auto",
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
     out: Annotated[str, typer.Option(help="Checkpoint folder (rerun to resume).")] = "advlab-train",
     name: Annotated[str | None, typer.Option(help="Name stored in the checkpoint.")] = None,
-    quiet: Quiet = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Train a registry model with checkpoints every epoch; rerun the same command to resume.
 

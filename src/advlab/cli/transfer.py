@@ -8,22 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from advlab.cli.options import (
-    Attacks,
-    BatchSize,
-    ConfigOption,
-    DataDir,
-    DefaultNorm,
-    Device,
-    Epsilons,
-    Force,
-    Quiet,
-    Seed,
-    Split,
-    Store,
-    build_config,
-    console,
-)
+from advlab.cli import options as opt
+from advlab.cli.options import build_config, console, pct
 from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import TransferConfig
 
@@ -35,7 +21,7 @@ DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 def transfer(
     ctx: typer.Context,
-    config_file: ConfigOption = None,
+    config_file: opt.ConfigOption = None,
     source: Annotated[
         list[str] | None,
         typer.Option("--source", "-s", help="Model to craft on, repeatable (as for evaluate)."),
@@ -44,25 +30,25 @@ def transfer(
         list[str] | None,
         typer.Option("--target", "-t", help="Model to evaluate on, repeatable (default: sources)."),
     ] = None,
-    attack: Attacks = None,
-    eps: Epsilons = None,
-    norm: DefaultNorm = "linf",
+    attack: opt.Attacks = None,
+    eps: opt.Epsilons = None,
+    norm: opt.DefaultNorm = "linf",
     dataset: Annotated[
         str | None, typer.Option(help="Data set (default: the first source's data set).")
     ] = None,
-    data_dir: DataDir = None,
-    split: Split = "test",
+    data_dir: opt.DataDir = None,
+    split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Use a seeded random subset of n images.")] = 1000,
-    batch_size: BatchSize = 128,
-    seed: Seed = 0,
-    device: Device = "auto",
-    store: Store = None,
+    batch_size: opt.BatchSize = 128,
+    seed: opt.Seed = 0,
+    device: opt.Device = "auto",
+    store: opt.Store = None,
     out: Annotated[
         str, typer.Option(help="Output folder for transfer.json, transfer.csv and heatmaps.")
     ] = "advlab-transfer",
     report: Annotated[bool, typer.Option(help="Also write transfer.html.")] = False,
-    force: Force = False,
-    quiet: Quiet = False,
+    force: opt.Force = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Transferability: craft on each source, evaluate on each target.
 
@@ -110,7 +96,7 @@ def _print_matrices(result: TransferMatrix) -> None:
     from advlab.reports.tables import format_eps
 
     clean = ", ".join(
-        f"{name} {_pct(info['clean_accuracy'])}" for name, info in result.models.items()
+        f"{name} {pct(info['clean_accuracy'])}" for name, info in result.models.items()
     )
     console.print(f"clean accuracy on {result.n} images: {clean}", markup=False)
     console.print(
@@ -131,10 +117,6 @@ def _print_matrices(result: TransferMatrix) -> None:
 
 
 def _cell_text(cell: TransferCell) -> str:
-    rate, accuracy = _pct(cell.success_rate), _pct(cell.target_adversarial_accuracy)
+    rate, accuracy = pct(cell.success_rate), pct(cell.target_adversarial_accuracy)
     text = f"{rate} (n={cell.n_both_correct})\nacc {accuracy}"
     return f"[bold]{text}[/bold]" if cell.white_box else text
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"

@@ -163,6 +163,24 @@ class JsonResult:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))  # type: ignore[attr-defined]
 
 
+#: What a run was, in the order results.json and detection.json write it.
+RUN_FIELDS = (
+    "advlab_version",
+    "model",
+    "weights_sha256",
+    "dataset",
+    "split",
+    "n",
+    "seed",
+    "device",
+)
+
+
+def run_fields(result: Any) -> dict[str, Any]:
+    """A result's :data:`RUN_FIELDS` as a mapping, for the start of its ``to_dict``."""
+    return {name: getattr(result, name) for name in RUN_FIELDS}
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write through a temporary file, so a reader never sees half a file."""
     path = Path(path)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from advlab import __version__
-from advlab.results.base import JsonResult, Record, build, find, mapping, records
+from advlab.results.base import JsonResult, Record, build, find, mapping, records, run_fields
 
 
 class RocCurve(TypedDict):
@@ -106,14 +106,7 @@ class DetectionEvaluation(JsonResult):
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "advlab_version": self.advlab_version,
-            "model": self.model,
-            "weights_sha256": self.weights_sha256,
-            "dataset": self.dataset,
-            "split": self.split,
-            "n": self.n,
-            "seed": self.seed,
-            "device": self.device,
+            **run_fields(self),
             "detector": self.detector,
             "fit": self.fit,
             "clean_accuracy": self.clean_accuracy,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
-from advlab.results.base import JsonResult, build, find, mapping, records
+from advlab.results.base import JsonResult, build, find, mapping, records, run_fields
 from advlab.results.defense import Check, DefenseComparison
 
 #: Fields that measure time, not robustness: they differ between a resumed and a fresh run.
@@ -173,14 +173,7 @@ class Evaluation(JsonResult):
     def to_dict(self) -> dict[str, Any]:
         out = {
             "run_id": self.run_id,
-            "advlab_version": self.advlab_version,
-            "model": self.model,
-            "weights_sha256": self.weights_sha256,
-            "dataset": self.dataset,
-            "split": self.split,
-            "n": self.n,
-            "seed": self.seed,
-            "device": self.device,
+            **run_fields(self),
             "class_names": list(self.class_names),
             "clean_accuracy": self.clean_accuracy,
             "per_class_clean_accuracy": dict(self.per_class_clean_accuracy),
