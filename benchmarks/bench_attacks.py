@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each contender")
     parser.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated subset")
     parser.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated")
+    parser.add_argument("--skip", default="", help="contenders to leave out: art:deepfool,...")
     parser.add_argument("--square-queries", type=int, default=100)
     parser.add_argument("--apgd-steps", type=int, default=100)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
@@ -271,6 +272,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.save((images.cpu(), labels.cpu()), images_file)
         for attack in [name for name in args.attacks.split(",") if name]:
             runs = contenders(attack, setup, libraries)
+            for name in list(runs):
+                if f"{name}:{attack}" in args.skip.split(","):
+                    log.info("%s: leaving out %s (--skip)", attack, name)
+                    del runs[name]
             missing = sorted(set(libraries) - set(runs))
             if missing:
                 log.info("%s: not in %s", attack, ", ".join(missing))
@@ -293,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                 }  # fmt: skip
             results[attack] = figures
             report(attack, figures)
+    log.info("%s", markdown(results))
     if args.out is not None:
         payload = {
             "command": shlex.join([sys.executable, *sys.argv]),
@@ -323,6 +329,24 @@ def report(attack: str, figures: dict[str, Any]) -> None:
     if attack == "pgd-50-eval" and {"advlab", "torchattacks"} <= set(accuracy):
         log.info("  PGD-50 robust accuracy advlab (early stop) - torchattacks: %+.1f points",
                  100 * (accuracy["advlab"] - accuracy["torchattacks"]))  # fmt: skip
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The figures as a Markdown table (for benchmarks/README.md)."""
+    rows = ["| attack | library | images/s | speed advlab / this | robust accuracy "
+            "| cost / (k passes) | peak MiB |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for attack, figures in results.items():
+        for name, rate in figures["images_per_second"].items():
+            ratio = figures["speed_ratio_advlab_over"].get(name)
+            peak = figures.get("peak_memory_mib", {}).get(name)
+            rows.append(
+                f"| {attack} (k {figures['k']}) | {name} | {rate:.1f} "
+                f"| {'' if ratio is None else f'{ratio:.2f}'} "
+                f"| {figures['robust_accuracy'][name]:.3f} "
+                f"| {figures['cost_over_k_passes'][name]:.2f} "
+                f"| {'' if peak is None else f'{peak:.0f}'} |"
+            )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
