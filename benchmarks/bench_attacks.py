@@ -73,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load(args: argparse.Namespace, device: torch.device) -> tuple[nn.Module, Any, Any]:
     """The model (random weights where no trained ones are at hand) and its test images."""
     entry = get_entry(args.model)
-    try:
-        model = load_model(args.model, device=device)
+    try:  # torchvision models (entries without weights of advlab's own) stay untrained
+        model = load_model(args.model, device=device, pretrained=entry.weights is not None)
     except AdvlabError as error:
         log.warning("%s: no trained weights (%s); random weights (speed does not depend "
                     "on them)", args.model, error)  # fmt: skip
