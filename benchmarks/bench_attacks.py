@@ -272,13 +272,13 @@ def main(argv: list[str] | None = None) -> None:
         torch.save((images.cpu(), labels.cpu()), images_file)
         for attack in [name for name in args.attacks.split(",") if name]:
             runs = contenders(attack, setup, libraries)
+            missing = sorted(set(libraries) - set(runs))
+            if missing:
+                log.info("%s: not in %s", attack, ", ".join(missing))
             for name in list(runs):
                 if f"{name}:{attack}" in args.skip.split(","):
                     log.info("%s: leaving out %s (--skip)", attack, name)
                     del runs[name]
-            missing = sorted(set(libraries) - set(runs))
-            if missing:
-                log.info("%s: not in %s", attack, ", ".join(missing))
             figures = bench_attack(attack, runs, batches, model, args.repeats)
             k, unit = ATTACKS[attack]
             if attack == "square":
