@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from advlab.cli.main import main
 
@@ -23,3 +28,30 @@ def default_sigint() -> None:
     the tests in the background ignores SIGINT, children inherit that, and Python then
     installs no KeyboardInterrupt handler; restore the default so Ctrl-C is what it is."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def fixture_module(name: str) -> ModuleType:
+    """A script of tests/fixtures (e.g. the one that recorded a reference), imported."""
+    spec = importlib.util.spec_from_file_location(name, FIXTURES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_matches_reference(
+    name: str, got: dict[str, Any], expected: dict[str, Any], exact: tuple[str, ...]
+) -> None:
+    """Every recorded output hashes the same; the ``exact`` keys (configs) compare as values."""
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        if key in exact:
+            assert got[key] == value, f"{name}: {key} changed"
+        else:
+            assert got[key]["sha256"] == value["sha256"], (
+                f"{name}.{key}: got sum {got[key].get('sum')}, recorded {value.get('sum')}"
+            )

@@ -9,29 +9,14 @@ here with the same model, images and seed and must hash the same.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import FIXTURES, assert_matches_reference, fixture_module
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "attack_reference.json").read_text())["cases"]
-
-
-def _maker():
-    path = FIXTURES / "make_attack_reference.py"
-    spec = importlib.util.spec_from_file_location("make_attack_reference", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-MAKER = _maker()
+MAKER = fixture_module("make_attack_reference")
 
 
 @pytest.fixture
@@ -47,13 +32,4 @@ def test_every_recorded_case_is_still_checked() -> None:
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_reproduces_the_recorded_output(name: str, one_thread) -> None:
-    expected = REFERENCE[name]
-    got = MAKER.compute(name)
-    assert sorted(got) == sorted(expected)
-    for key, value in expected.items():
-        if key == "config":
-            assert got[key] == value, f"{name}: config() changed"
-        else:
-            assert got[key]["sha256"] == value["sha256"], (
-                f"{name}.{key}: got sum {got[key].get('sum')}, recorded {value.get('sum')}"
-            )
+    assert_matches_reference(name, MAKER.compute(name), REFERENCE[name], exact=("config",))

@@ -8,29 +8,14 @@ before the attacks became objectives of the one gradient loop.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import FIXTURES, assert_matches_reference, fixture_module
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "aware_reference.json").read_text())["cases"]
-
-
-def _maker():
-    path = FIXTURES / "make_aware_reference.py"
-    spec = importlib.util.spec_from_file_location("make_aware_reference", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-MAKER = _maker()
+MAKER = fixture_module("make_aware_reference")
 
 
 @pytest.fixture
@@ -46,13 +31,6 @@ def test_every_recorded_case_is_still_checked() -> None:
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_reproduces_the_recorded_output(name: str, one_thread) -> None:
-    expected = REFERENCE[name]
-    got = MAKER.compute(name)
-    assert sorted(got) == sorted(expected)
-    for key, value in expected.items():
-        if key in ("config", "threshold"):
-            assert got[key] == value, f"{name}: {key} changed"
-        else:
-            assert got[key]["sha256"] == value["sha256"], (
-                f"{name}.{key}: got sum {got[key].get('sum')}, recorded {value.get('sum')}"
-            )
+    assert_matches_reference(
+        name, MAKER.compute(name), REFERENCE[name], exact=("config", "threshold")
+    )
