@@ -460,3 +460,10 @@ def test_a_config_field_added_later_at_its_default_does_not_block_a_resume() -> 
     assert _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.3, "val_eps": 0.1},
                             "epochs": 12})  # fmt: skip
     assert _differs(saved, {"adversarial": {"method": "pgd", "eps": 0.2}, "epochs": 12})
+
+
+def test_config_files_read_eps_as_the_command_line_does() -> None:
+    config = AdversarialTrainingConfig(method="fgsm-rs", eps="8/255", val_eps="4/255")
+    assert config.eps == 8 / 255 and config.validation_eps == 4 / 255
+    with pytest.raises(ValueError, match="use a number like 0.03 or 8/255"):
+        AdversarialTrainingConfig(eps="8/2x")

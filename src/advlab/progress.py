@@ -1,8 +1,10 @@
-"""A rich progress bar that is silent when asked (or when not on a terminal in CI)."""
+"""A rich progress bar that is silent when asked; plain log lines when not on a terminal."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Callable, Iterator
 
 from rich.progress import (
@@ -38,6 +40,11 @@ def progress_bar(
     if not enabled:
         yield Bar()
         return
+    if not sys.stderr.isatty():
+        # A rich bar draws nothing into a log file until it ends: a run under nohup or a
+        # batch scheduler would look dead for hours. Print a line now and then instead.
+        yield _log_bar(total, description, completed)
+        return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -51,3 +58,33 @@ def progress_bar(
             lambda k: progress.advance(task, k),
             lambda text: progress.update(task, description=text),
         )
+
+
+#: Seconds between two progress lines in a log file.
+LOG_EVERY_S = 60.0
+
+
+class _LogLines:
+    """Progress as a printed line at most every ``LOG_EVERY_S`` seconds, and at the end."""
+
+    def __init__(self, total: int, label: str, completed: int) -> None:
+        self.total, self.label, self.first, self.done = total, label, completed, completed
+        self.start = self.last = time.monotonic()
+
+    def advance(self, k: int) -> None:
+        self.done += k
+        now = time.monotonic()
+        if now - self.last < LOG_EVERY_S and self.done < self.total:
+            return
+        self.last, elapsed = now, now - self.start
+        rate = (self.done - self.first) / elapsed if elapsed > 0 else 0.0
+        left = f", {(self.total - self.done) / rate:.0f} s left" if rate > 0 else ""
+        print(f"{self.label}: {self.done}/{self.total} ({elapsed:.0f} s{left})", file=sys.stderr)
+
+    def describe(self, text: str) -> None:
+        self.label = text
+
+
+def _log_bar(total: int, description: str, completed: int) -> Bar:
+    lines = _LogLines(total, description, completed)
+    return Bar(lines.advance, lines.describe)

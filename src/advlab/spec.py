@@ -129,3 +129,24 @@ class Registry(dict[str, E], Generic[E]):
         if not super().__contains__(key):
             raise AdvlabError(f"unknown {self.kind} '{name}': use one of {', '.join(sorted(self))}")
         return self[key]
+
+
+def parse_epsilon(text: str) -> float:
+    """Accept ``0.03``, ``8/255`` or ``8/255.0``."""
+    try:
+        if "/" in text:
+            top, bottom = text.split("/", 1)
+            return float(top) / float(bottom)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise AdvlabError(f"cannot read eps '{text}': use a number like 0.03 or 8/255") from None
+
+
+def epsilon_value(value: Any) -> Any:
+    """An eps from a config file: a number, or text such as ``"8/255"``."""
+    if isinstance(value, str):
+        try:
+            return parse_epsilon(value)
+        except AdvlabError as error:
+            raise ValueError(str(error)) from None
+    return value

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advlab.errors import AdvlabError
+from advlab.spec import epsilon_value
 
 #: Default learning rate per optimizer when ``lr`` is not given.
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
@@ -57,6 +58,11 @@ class AdversarialTrainingConfig(BaseModel):
     val_eps: float | None = Field(default=None, gt=0, description="eps of robust validation")
     early_stop: bool = True
     overfit_drop: float = Field(default=0.1, gt=0, le=1)
+
+    @field_validator("eps", "val_eps", mode="before")
+    @classmethod
+    def _eps_text(cls, value: Any) -> Any:
+        return epsilon_value(value)  # "8/255" as on the command line
 
     @model_validator(mode="after")
     def _eps_in_pixel_units(self) -> AdversarialTrainingConfig:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advlab.errors import AdvlabError
+from advlab.spec import epsilon_value, parse_epsilon  # noqa: F401  (re-exported)
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -76,27 +77,6 @@ def _attack_fields(text: str, default_norm: str) -> dict[str, Any]:
         params[key.strip()] = yaml.safe_load(value)
     norm = str(params.pop("norm", default_norm))
     return {"name": name.strip(), "norm": norm, "params": params}
-
-
-def parse_epsilon(text: str) -> float:
-    """Accept ``0.03``, ``8/255`` or ``8/255.0``."""
-    try:
-        if "/" in text:
-            top, bottom = text.split("/", 1)
-            return float(top) / float(bottom)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise AdvlabError(f"cannot read eps '{text}': use a number like 0.03 or 8/255") from None
-
-
-def epsilon_value(value: Any) -> Any:
-    """An eps from a config file: a number, or text such as ``"8/255"``."""
-    if isinstance(value, str):
-        try:
-            return parse_epsilon(value)
-        except AdvlabError as error:
-            raise ValueError(str(error)) from None
-    return value
 
 
 def epsilon_list(values: list[float]) -> list[float]:
