@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from advlab.data import DATASETS
 from advlab.models import ImageClassifier, build_model, load_model, resolve_device
+from advlab.progress import Bar, progress_bar
 from advlab.training.checkpoints import (
     BEST,
     LAST,
@@ -186,31 +187,25 @@ class _Run:
         )  # fmt: skip
         robust_val = robust_val_set(config, data.val, self.device)
         stopped: str | None = None
-        with self._progress_bar() as bar:
-            for epoch in range(start, config.epochs):
-                record = self._train_epoch(model, optimizer, data, generator, epoch, bar)
-                if robust_val is not None:
-                    record["val_robust_accuracy"] = self._robust_accuracy(model, *robust_val)
-                history.append(record)
-                stopped = stop_reason(config, history)
-                save_epoch(
-                    config, model, optimizer, generator, self.device, history, sizes, stopped
-                )
-                if self.report is not None:
-                    self.report(self.out_dir, config, history, stopped)
-                log.info(
-                    "epoch %d/%d: loss %.4f, train acc %.4f, val acc %.4f%s (%.1f s)",
-                    epoch + 1, config.epochs, record["train_loss"], record["train_accuracy"],
-                    record["val_accuracy"],
-                    f", val robust acc {record['val_robust_accuracy']:.4f}"
-                    if "val_robust_accuracy" in record else "",
-                    record["seconds"],
-                )  # fmt: skip
-                if self.on_epoch_end is not None:
-                    self.on_epoch_end(record)
-                if stopped:
-                    log.warning("%s: stopping after epoch %d", stopped, epoch + 1)
-                    break
+        for epoch in range(start, config.epochs):
+            record = self._train_epoch(model, optimizer, data, generator, epoch)
+            if robust_val is not None:
+                record["val_robust_accuracy"] = self._robust_accuracy(model, *robust_val)
+            history.append(record)
+            stopped = stop_reason(config, history)
+            save_epoch(config, model, optimizer, generator, self.device, history, sizes, stopped)
+            if self.report is not None:
+                self.report(self.out_dir, config, history, stopped)
+            summary = _epoch_summary(record, config.epochs)
+            if self.progress:  # a line that stays in a log file, beside the progress lines
+                print(summary, file=sys.stderr)
+            else:
+                log.info(summary)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(record)
+            if stopped:
+                log.warning("%s: stopping after epoch %d", stopped, epoch + 1)
+                break
         return self._result(history, start, sizes, stopped)
 
     # -- robust validation (a method, so that tests can stand in for it) -----------------
@@ -227,15 +222,28 @@ class _Run:
         data: TrainData,
         generator: torch.Generator,
         epoch: int,
-        bar: Progress | None,
     ) -> EpochRecord:
         config = self.config
         began = time.perf_counter()
         batches = _epoch_batches(len(data.train), config.batch_size, generator)
+        label = f"epoch {epoch + 1}/{config.epochs}"
+        with progress_bar(len(batches), label, enabled=self.progress) as bar:
+            return self._run_epoch(model, optimizer, data, generator, epoch, batches, bar, began)
+
+    def _run_epoch(
+        self,
+        model: ImageClassifier,
+        optimizer: torch.optim.Optimizer,
+        data: TrainData,
+        generator: torch.Generator,
+        epoch: int,
+        batches: list[torch.Tensor],
+        bar: Bar,
+        began: float,
+    ) -> EpochRecord:
+        config = self.config
+        label = f"epoch {epoch + 1}/{config.epochs}"
         total_steps = len(batches) * config.epochs
-        task = None
-        if bar is not None:
-            task = bar.add_task(f"epoch {epoch + 1}/{config.epochs}", total=len(batches), stats="")
         model.train()
         forward = self._compiled(model)
         loss_sum, correct, seen, rate = 0.0, 0, 0, config.learning_rate
@@ -266,13 +274,9 @@ class _Run:
             loss_sum += float(output.loss.detach()) * len(index)
             correct += int((output.logits.detach().argmax(1) == labels).sum())
             seen += len(index)
-            if bar is not None and task is not None:
-                stats = f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f}"
-                bar.update(task, advance=1, stats=stats)
+            bar.describe(f"{label} loss {loss_sum / seen:.4f} acc {correct / seen:.4f}")
+            bar(1)
         val_accuracy = evaluate_accuracy(model, data.val, self.device)
-        if bar is not None and task is not None:
-            bar.update(task, stats=f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} "
-                                   f"val {val_accuracy:.4f}")  # fmt: skip
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
@@ -339,13 +343,15 @@ class _Run:
             resumed_from=start, epochs_run=len(history) - start, data=sizes, stopped=stopped,
         )  # fmt: skip
 
-    def _progress_bar(self) -> contextlib.AbstractContextManager[Progress | None]:
-        if not self.progress:
-            return contextlib.nullcontext()
-        return Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("{task.fields[stats]}"),
-        )  # fmt: skip
+
+def _epoch_summary(record: EpochRecord, epochs: int) -> str:
+    robust = record.get("val_robust_accuracy")
+    return (
+        f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}, "
+        f"train acc {record['train_accuracy']:.4f}, val acc {record['val_accuracy']:.4f}"
+        + ("" if robust is None else f", val robust acc {robust:.4f}")
+        + f" ({record['seconds']:.1f} s)"
+    )
 
 
 def _warmed_up(eps: float, warmup_epochs: float, progress: float) -> float:
