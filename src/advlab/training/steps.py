@@ -25,6 +25,7 @@ from advlab.attacks.gradient import (
 from advlab.attacks.norms import LINF, Norm, get_norm
 from advlab.models.context import frozen_eval
 from advlab.training.config import AdversarialTrainingConfig
+from advlab.training.ddp import unwrap
 
 
 class StepOutput(NamedTuple):
@@ -83,7 +84,7 @@ class AdversarialStep:
             self.attack = self.make_attack(self.eps)
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
-        adversarial = self.attack(model, images, labels).adversarial
+        adversarial = self.attack(unwrap(model), images, labels).adversarial
         logits = model(adversarial)
         return StepOutput(F.cross_entropy(logits, labels), logits)
 
@@ -113,7 +114,7 @@ class TradesStep:
         return (ratio if ratio is not None else default_step_size(1.0, self.steps)) * self.eps
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
-        adversarial = self.perturb(model, images)
+        adversarial = self.perturb(unwrap(model), images)
         logits = model(images)
         adversarial_logits = model(adversarial)
         kl = F.kl_div(

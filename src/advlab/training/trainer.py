@@ -25,6 +25,7 @@ from torch import nn
 from advlab.data import DATASETS
 from advlab.models import ImageClassifier, build_model, load_model, resolve_device
 from advlab.progress import Bar, progress_bar
+from advlab.training import ddp
 from advlab.training.checkpoints import (
     BEST,
     LAST,
@@ -139,7 +140,7 @@ class _Run:
         self.config = config
         self.device = device
         self.step = step
-        self.progress = progress
+        self.progress = progress and ddp.is_main()
         self.on_epoch_end = on_epoch_end
         self.report = report
         self.out_dir = config.run_dir
@@ -188,14 +189,21 @@ class _Run:
         robust_val = robust_val_set(config, data.val, self.device)
         stopped: str | None = None
         for epoch in range(start, config.epochs):
+            rank, world = ddp.rank_and_world()
+            if world > 1:  # the ranks' random starts differ, and repeat on a resume
+                torch.manual_seed(config.seed * 1_000_003 + epoch * world + rank)
             record = self._train_epoch(model, optimizer, data, generator, epoch)
             if robust_val is not None:
                 record["val_robust_accuracy"] = self._robust_accuracy(model, *robust_val)
             history.append(record)
-            stopped = stop_reason(config, history)
-            save_epoch(config, model, optimizer, generator, self.device, history, sizes, stopped)
-            if self.report is not None:
-                self.report(self.out_dir, config, history, stopped)
+            stopped = stop_reason(config, history)  # the same on every rank: same weights
+            if ddp.is_main():
+                save_epoch(
+                    config, model, optimizer, generator, self.device, history, sizes, stopped
+                )
+                if self.report is not None:
+                    self.report(self.out_dir, config, history, stopped)
+            ddp.barrier()
             summary = _epoch_summary(record, config.epochs)
             if self.progress:  # a line that stays in a log file, beside the progress lines
                 print(summary, file=sys.stderr)
@@ -257,6 +265,10 @@ class _Run:
             pixels = data.train.pixels[index]
             if config.augment:
                 pixels = augment_batch(pixels, generator)
+            # Under torchrun each rank takes its part of the batch, after the augmentation,
+            # so that every rank draws the same random numbers from ``generator``.
+            part = ddp.share(torch.arange(len(index)))
+            pixels, index = pixels[part], index[part]
             images = pixels.to(self.device).float().div_(255.0)
             # Channels-last convolutions are ~1.4x faster on CPU (as in the attacks).
             images = images.contiguous(memory_format=torch.channels_last)
@@ -276,11 +288,12 @@ class _Run:
             seen += len(index)
             bar.describe(f"{label} loss {loss_sum / seen:.4f} acc {correct / seen:.4f}")
             bar(1)
+        loss_sum, hits, count = ddp.total(loss_sum, correct, seen)  # over the ranks
         val_accuracy = evaluate_accuracy(model, data.val, self.device)
         record = {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
+            "train_loss": loss_sum / count,
+            "train_accuracy": hits / count,
             "val_accuracy": val_accuracy,
             "lr": rate,
             "seconds": time.perf_counter() - began,
@@ -291,14 +304,15 @@ class _Run:
 
     def _compiled(self, model: ImageClassifier) -> nn.Module:
         """The module the training step calls: ``model`` itself, or once per run its
-        compiled form (sharing its parameters, so checkpoints and evaluation use ``model``)."""
-        if not self.config.compile:
-            return model
+        compiled and/or DistributedDataParallel form (sharing its parameters, so checkpoints
+        and evaluation use ``model``)."""
         if self._compiled_model is None:
-            # Static shapes: a run sees two batch sizes (full and last), and the graphs
-            # torch would make dynamic after the second one run slower on CPU.
-            compiled = torch.compile(model, dynamic=False)
-            self._compiled_model = cast(nn.Module, compiled)
+            forward = ddp.wrap(model, self.device)  # the model itself in one process
+            if self.config.compile:
+                # Static shapes: a run sees two batch sizes (full and last), and the graphs
+                # torch would make dynamic after the second one run slower on CPU.
+                forward = cast(nn.Module, torch.compile(forward, dynamic=False))
+            self._compiled_model = forward
         return self._compiled_model
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
