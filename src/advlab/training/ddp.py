@@ -27,6 +27,13 @@ def is_main() -> bool:
     return rank_and_world()[0] == 0
 
 
+def rank_device(device: torch.device) -> torch.device:
+    """``device`` for this rank: a bare ``cuda`` becomes the GPU torchrun gave the rank."""
+    if device.type == "cuda" and device.index is None and rank_and_world()[1] > 1:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` for the training forward: DistributedDataParallel over it in a group."""
     if rank_and_world()[1] == 1:

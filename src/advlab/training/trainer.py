@@ -104,7 +104,7 @@ def train(
     :func:`advlab.reports.training.write_training_report`; training sits below reports).
     """
     config = load_config(config)
-    device = resolve_device(config.device)
+    device = ddp.rank_device(resolve_device(config.device))
     if step is None:
         if config.distill_from is not None:
             teacher = load_model(config.distill_from, device=device)
