@@ -49,9 +49,9 @@ def comparison_bars(results: DefenseComparison | Mapping[str, Any], eps: float) 
     check(bool(rows), "the defense comparison holds no rows")
     plain, adaptive = [], []
     for row in rows:
-        cells = [c for c in row.cells if c.eps == eps]
-        plain.append(min((c.robust_accuracy for c in cells), default=np.nan))
-        adaptive.append(min((c.adaptive_robust_accuracy for c in cells), default=np.nan))
+        lowest = row.lowest_robust(eps)
+        plain.append(np.nan if lowest[0] is None else lowest[0])
+        adaptive.append(np.nan if lowest[1] is None else lowest[1])
     fig = Figure(figsize=(1.6 + 0.9 * len(rows), 2.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(rows))
