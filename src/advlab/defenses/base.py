@@ -34,13 +34,15 @@ class DefenseLayer(nn.Module):
     randomized: bool = False
     #: The name in the defense registry ("jpeg", "bits", ...), used in model names.
     spec_name: str = ""
+    #: The attributes that configure the layer, in the order :meth:`params` lists them.
+    param_names: tuple[str, ...] = ()
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.params().items())
 
     def params(self) -> dict[str, object]:
         """The layer's configuration (for names, reprs and reports)."""
-        return {}
+        return {name: getattr(self, name) for name in self.param_names}
 
 
 class _Substitute(torch.autograd.Function):

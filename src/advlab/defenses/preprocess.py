@@ -18,6 +18,14 @@ from advlab.defenses.base import DefenseLayer, substitute
 from advlab.errors import check
 
 
+def _check_integer(value: object, low: int, high: int, what: str) -> None:
+    """An error unless ``value`` is an integer in ``low..high``."""
+    check(
+        isinstance(value, int) and low <= value <= high,
+        f"{what} must be an integer in {low}..{high}, got {value!r}",
+    )
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats to uint8 pixels, rounded (how the images would be stored)."""
     return (images.detach() * 255).round().clamp(0, 255).to(torch.uint8)
@@ -32,18 +40,13 @@ class JpegCompression(DefenseLayer):
     """
 
     spec_name = "jpeg"
+    param_names = ("quality",)
     differentiable = False
 
     def __init__(self, quality: int = 75) -> None:
         super().__init__()
-        check(
-            isinstance(quality, int) and 1 <= quality <= 100,
-            f"JPEG quality must be an integer in 1..100, got {quality!r}",
-        )
+        _check_integer(quality, 1, 100, "JPEG quality")
         self.quality = quality
-
-    def params(self) -> dict[str, object]:
-        return {"quality": self.quality}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check(
@@ -70,19 +73,14 @@ class BitDepthReduction(DefenseLayer):
     (Xu et al. 2018). ``torch.round`` has a zero gradient, so it masks gradients."""
 
     spec_name = "bits"
+    param_names = ("bits",)
 
     differentiable = False
 
     def __init__(self, bits: int = 4) -> None:
         super().__init__()
-        check(
-            isinstance(bits, int) and 1 <= bits <= 8,
-            f"bit depth must be an integer in 1..8, got {bits!r}",
-        )
+        _check_integer(bits, 1, 8, "bit depth")
         self.bits = bits
-
-    def params(self) -> dict[str, object]:
-        return {"bits": self.bits}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         levels = 2**self.bits - 1
@@ -96,6 +94,7 @@ class MedianSmoothing(DefenseLayer):
     """
 
     spec_name = "median"
+    param_names = ("size",)
 
     def __init__(self, size: int = 3) -> None:
         super().__init__()
@@ -104,9 +103,6 @@ class MedianSmoothing(DefenseLayer):
             f"median filter size must be an odd integer >= 1, got {size!r}: use e.g. 3",
         )
         self.size = size
-
-    def params(self) -> dict[str, object]:
-        return {"size": self.size}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.size == 1:
@@ -126,6 +122,7 @@ class GaussianNoise(DefenseLayer):
     """Add N(0, sigma^2) noise to every pixel and clip to [0, 1]; a new draw on every call."""
 
     spec_name = "noise"
+    param_names = ("sigma",)
 
     randomized = True
 
@@ -133,9 +130,6 @@ class GaussianNoise(DefenseLayer):
         super().__init__()
         check(math.isfinite(sigma) and sigma >= 0, f"noise sigma must be >= 0, got {sigma!r}")
         self.sigma = float(sigma)
-
-    def params(self) -> dict[str, object]:
-        return {"sigma": self.sigma}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x + self.sigma * torch.randn_like(x)).clamp(0.0, 1.0)
@@ -151,6 +145,7 @@ class RandomResizePad(DefenseLayer):
     """
 
     spec_name = "resize-pad"
+    param_names = ("min_scale", "max_scale")
 
     randomized = True
 
@@ -162,9 +157,6 @@ class RandomResizePad(DefenseLayer):
         )
         self.min_scale = float(min_scale)
         self.max_scale = float(max_scale)
-
-    def params(self) -> dict[str, object]:
-        return {"min_scale": self.min_scale, "max_scale": self.max_scale}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]

@@ -37,14 +37,12 @@ class AlwaysDropout(DefenseLayer):
 
     randomized = True
     spec_name = "dropout"
+    param_names = ("p",)
 
     def __init__(self, p: float = 0.2) -> None:
         super().__init__()
         check(math.isfinite(p) and 0 <= p < 1, f"dropout p must be in [0, 1), got {p!r}")
         self.p = float(p)
-
-    def params(self) -> dict[str, object]:
-        return {"p": self.p}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.p, training=True)

@@ -179,18 +179,12 @@ def get_detector(name: str) -> DetectorEntry:
 
 
 def build_detector(
-    name: str,
-    model: ImageClassifier,
-    fpr: float = 0.05,
-    *,
-    training_attacks: Sequence[Attack] | None = None,
-    batch_size: int = 256,
-    seed: int = 0,
+    name: str, model: ImageClassifier, fpr: float = 0.05, **options: Any
 ) -> Detector:
-    """An unfitted detector by name; ``training_attacks`` are the binary detector's."""
-    return get_detector(name).detector.create(
-        model, fpr, training_attacks=training_attacks, batch_size=batch_size, seed=seed
-    )
+    """An unfitted detector by name. ``options`` are those of
+    :meth:`~advlab.defenses.detectors.base.Detector.create`: ``training_attacks`` (the
+    binary detector's), ``batch_size`` and ``seed``."""
+    return get_detector(name).build(model, fpr, **options)
 
 
 def adaptive_attack(

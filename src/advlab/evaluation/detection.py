@@ -37,15 +37,7 @@ from advlab.defenses import (
 )
 from advlab.errors import AdvlabError, check
 from advlab.evaluation.session import predict, session
-from advlab.evaluation.spec import (
-    IDENTITY_VERSION,
-    AttackSpec,
-    check_sweep,
-    data_sha256,
-    derive_seed,
-    run_id_of,
-    weights_sha256,
-)
+from advlab.evaluation.spec import AttackSpec, check_sweep, data_identity, derive_seed, run_id_of
 from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
 from advlab.results import (
@@ -115,10 +107,7 @@ def evaluate_detection(
         "adaptive_norm": adaptive_norm, "batch_size": batch_size, "seed": seed,
     }  # fmt: skip
     identity = {
-        "version": IDENTITY_VERSION, "kind": "detection",
-        "model": str(getattr(model, "name", type(model).__name__)),
-        "weights_sha256": weights_sha256(model), "dataset": data.name, "split": data.split,
-        "n": len(data), "data_sha256": data_sha256(data), "seed": seed,
+        **data_identity(model, data), "kind": "detection", "seed": seed,
         # The detector by its settings and by what it makes of these very images.
         "detector": detector.config(),
         "clean_scores_sha256": _sha256(clean_scores),

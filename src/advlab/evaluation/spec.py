@@ -82,6 +82,19 @@ def data_sha256(dataset: ImageDataset) -> str:
     return digest.hexdigest()
 
 
+def data_identity(model: nn.Module, dataset: ImageDataset) -> dict[str, Any]:
+    """The part of a run's identity that names its model and its data (by content)."""
+    return {
+        "version": IDENTITY_VERSION,
+        "model": str(getattr(model, "name", type(model).__name__)),
+        "weights_sha256": weights_sha256(model),
+        "dataset": dataset.name,
+        "split": dataset.split,
+        "n": len(dataset),
+        "data_sha256": data_sha256(dataset),
+    }
+
+
 def run_identity(
     model: nn.Module,
     dataset: ImageDataset,
@@ -93,14 +106,8 @@ def run_identity(
     """Everything that decides the numbers of a run, as plain JSON data."""
     indices = np.ascontiguousarray(np.asarray(dataset.indices, dtype=np.int64))
     return {
-        "version": IDENTITY_VERSION,
-        "model": str(getattr(model, "name", type(model).__name__)),
-        "weights_sha256": weights_sha256(model),
-        "dataset": dataset.name,
-        "split": dataset.split,
-        "n": len(dataset),
+        **data_identity(model, dataset),
         "indices_sha256": hashlib.sha256(indices.tobytes()).hexdigest(),
-        "data_sha256": data_sha256(dataset),
         "seed": int(seed),
         "attacks": [spec.to_dict() for spec in attacks],
         "epsilons": [float(eps) for eps in epsilons],

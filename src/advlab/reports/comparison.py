@@ -120,9 +120,7 @@ def detail(results: Evaluation | DefenseComparison) -> Detail:
     rows = []
     for row in results.rows:
         for eps in results.epsilons:
-            cells = [c for c in row.cells if c.eps == eps]
-            plain = min((c.robust_accuracy for c in cells), default=None)
-            adaptive = min((c.adaptive_robust_accuracy for c in cells), default=None)
+            plain, adaptive = row.lowest_robust(eps)
             rows.append([row.label, eps, row.clean_accuracy, plain, adaptive])
     return Detail(
         ["Defense", "Eps", "Clean acc.", "Plain robust acc.", "Adaptive robust acc."],

@@ -20,7 +20,7 @@ from advlab.reports.figures import DPI
 from advlab.reports.html_parts import scorecard_section
 from advlab.reports.scorecard import scorecard
 from advlab.reports.tables import format_eps, format_percent
-from advlab.reports.template import esc, img, json_details, report_path, run_section, write_page
+from advlab.reports.template import esc, img, report_path, run_facts, write_run_page
 from advlab.results import CellResult, DefenseComparison, RowResult
 
 _FONT = 8
@@ -49,9 +49,9 @@ def comparison_bars(results: DefenseComparison | Mapping[str, Any], eps: float) 
     check(bool(rows), "the defense comparison holds no rows")
     plain, adaptive = [], []
     for row in rows:
-        cells = [c for c in row.cells if c.eps == eps]
-        plain.append(min((c.robust_accuracy for c in cells), default=np.nan))
-        adaptive.append(min((c.adaptive_robust_accuracy for c in cells), default=np.nan))
+        lowest = row.lowest_robust(eps)
+        plain.append(np.nan if lowest[0] is None else lowest[0])
+        adaptive.append(np.nan if lowest[1] is None else lowest[1])
     fig = Figure(figsize=(1.6 + 0.9 * len(rows), 2.6), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(rows))
@@ -113,23 +113,14 @@ def write_defense_report(
         title or f"advlab defense comparison: {results.model or '?'} on {results.dataset or '?'}"
     )
     fields = [
-        ("Model (undefended)", results.model),
-        ("Data set", f"{results.dataset} ({results.split})"),
-        ("Images (n)", results.n),
-        ("Seed", results.seed),
-        ("Device", results.device),
+        *run_facts(results, "Model (undefended)"),
         ("Run id", results.run_id),
         ("Weights SHA-256", results.weights_sha256),
         ("Total time", f"{results.seconds or 0.0:.1f} s"),
         ("advlab version", results.advlab_version),
     ]
     card = scorecard_section([scorecard(results)]) if results.rows else ""
-    write_page(path, title, [
-        card,
-        run_section(fields),
-        defense_section(results),
-        f'<section id="settings"><h2>Settings</h2>{json_details(results.config)}</section>',
-    ])  # fmt: skip
+    write_run_page(path, title, fields, [defense_section(results)], results.config, [card])
     return path
 
 

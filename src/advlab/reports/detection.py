@@ -16,15 +16,7 @@ from typing import Any, TypedDict
 from matplotlib.figure import Figure
 
 from advlab.reports.tables import attack_name, format_count, format_eps, format_percent
-from advlab.reports.template import (
-    cards,
-    esc,
-    img,
-    json_details,
-    report_path,
-    run_section,
-    write_page,
-)
+from advlab.reports.template import cards, esc, img, report_path, run_facts, write_run_page
 from advlab.results import DetectionEntry, DetectionEvaluation
 
 logger = logging.getLogger(__name__)
@@ -179,21 +171,13 @@ def write_detection_report(results: Results, path: str | Path, *, title: str | N
     path = report_path(path)
     title = title or f"advlab detection report: {results.model or '?'} on {results.dataset or '?'}"
     fields = [
-        ("Model", results.model),
-        ("Data set", f"{results.dataset} ({results.split})"),
-        ("Images (n)", results.n),
-        ("Seed", results.seed),
-        ("Device", results.device),
+        *run_facts(results),
         ("Detector", results.detector.get("description", "n/a")),
         ("advlab version", results.advlab_version),
         ("Weights SHA-256", results.weights_sha256 or "n/a"),
     ]
     config = {"config": results.config, "detector": results.detector, "fit": results.fit}
-    text = write_page(path, title, [
-        run_section(fields),
-        detection_section(results),
-        f'<section id="settings"><h2>Settings</h2>{json_details(config)}</section>',
-    ])  # fmt: skip
+    text = write_run_page(path, title, fields, [detection_section(results)], config)
     logger.info("wrote the detection report %s (%d kB)", path, len(text) // 1024)
     return path
 

@@ -8,55 +8,15 @@ the same fields (e.g. read back from disk); :func:`as_example` turns either into
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
 from advlab.errors import check
+from advlab.results.example import FIELDS, Example, to_numpy
 
-FIELDS = (
-    "attack",
-    "norm",
-    "eps",
-    "clean",
-    "adversarial",
-    "labels",
-    "clean_pred",
-    "clean_conf",
-    "adv_pred",
-    "adv_conf",
-)
-
-
-@dataclass
-class Example:
-    """``N`` clean images, their adversarial versions and the model's answers on both.
-
-    ``clean`` and ``adversarial`` are (N, C, H, W) in [0, 1], as torch tensors or NumPy
-    arrays; the other arrays hold one entry per image (confidences in [0, 1]).
-    """
-
-    attack: str
-    norm: str
-    eps: float
-    clean: Any
-    adversarial: Any
-    labels: Any
-    clean_pred: Any
-    clean_conf: Any
-    adv_pred: Any
-    adv_conf: Any
-
-    def __len__(self) -> int:
-        return int(to_numpy(self.labels).reshape(-1).shape[0])
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    """A torch tensor (any device) or array-like as a NumPy array."""
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch here
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+__all__ = ["FIELDS", "Example", "as_example", "to_numpy"]
 
 
 def as_example(value: Example | Mapping[str, Any]) -> Example:
@@ -79,7 +39,7 @@ def as_example(value: Example | Mapping[str, Any]) -> Example:
         clean.shape == adversarial.shape,
         f"example images differ in shape: clean {clean.shape}, adversarial {adversarial.shape}",
     )
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for name in ("labels", "clean_pred", "clean_conf", "adv_pred", "adv_conf"):
         array = to_numpy(data[name]).reshape(-1)
         check(

@@ -142,13 +142,7 @@ def _evaluation_card(results: Evaluation, thresholds: Thresholds) -> Scorecard:
     if robust is None and entries:
         robust = min(_finite(e.robust_accuracy) or math.inf for e in entries)
         robust = None if math.isinf(robust) else robust
-    card = dict(
-        run_id=results.run_id,
-        kind="evaluation",
-        model=results.model,
-        dataset=results.dataset,
-        n=results.n,
-        seed=results.seed,
+    card: dict[str, Any] = dict(
         norm=results.norms[0] if len(results.norms) == 1 else "",
         clean_accuracy=_finite(results.clean_accuracy),
         strongest_attack=None if strongest is None else attack_name(strongest),
@@ -167,7 +161,7 @@ def _evaluation_card(results: Evaluation, thresholds: Thresholds) -> Scorecard:
         card["defense"] = defended.label
         card["defense_gain"] = _gain(comparison.rows[0], defended, eps)
         card["warnings"] = _warnings(comparison)
-    return _judge(card, eps, robust, available, thresholds)
+    return _judge(results, card, eps, robust, available, thresholds)
 
 
 def _comparison_card(results: DefenseComparison, thresholds: Thresholds) -> Scorecard:
@@ -178,13 +172,7 @@ def _comparison_card(results: DefenseComparison, thresholds: Thresholds) -> Scor
     # The row a team lead would ship: the most robust under the strongest attack.
     best, honest = max(scored, key=lambda pair: -1.0 if pair[1] is None else pair[1][0])
     is_defense = best is not undefended
-    card = dict(
-        run_id=results.run_id,
-        kind="defense-comparison",
-        model=results.model,
-        dataset=results.dataset,
-        n=results.n,
-        seed=results.seed,
+    card: dict[str, Any] = dict(
         norm=results.norm,
         clean_accuracy=_finite(best.clean_accuracy),
         strongest_attack=None if honest is None else honest[1],
@@ -194,10 +182,11 @@ def _comparison_card(results: DefenseComparison, thresholds: Thresholds) -> Scor
         warnings=_warnings(results),
     )
     robust = None if honest is None else honest[0]
-    return _judge(card, eps, robust, sorted(results.epsilons), thresholds)
+    return _judge(results, card, eps, robust, sorted(results.epsilons), thresholds)
 
 
 def _judge(
+    results: Scored,
     card: dict[str, Any],
     eps: float | None,
     robust: float | None,
@@ -228,6 +217,12 @@ def _judge(
     if card["warnings"] and verdict == "pass":
         reasons.append("masking warnings: the robust accuracy may be overstated")
     return Scorecard(
+        run_id=results.run_id,
+        kind="evaluation" if isinstance(results, Evaluation) else "defense-comparison",
+        model=results.model,
+        dataset=results.dataset,
+        n=results.n,
+        seed=results.seed,
         **card,
         eps=eps,
         robust_accuracy=robust,

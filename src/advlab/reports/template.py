@@ -118,9 +118,35 @@ def json_details(value: Any, summary: str = "Configuration as JSON") -> str:
     return f"<details><summary>{esc(summary)}</summary><pre>{esc(dumped)}</pre></details>"
 
 
+def run_facts(results: Any, model: str = "Model") -> list[tuple[str, Any]]:
+    """The facts a run's table opens with: the ``model`` (a label), the data set, the
+    number of images, the seed and the device."""
+    return [
+        (model, results.model),
+        ("Data set", f"{results.dataset} ({results.split})"),
+        ("Images (n)", results.n),
+        ("Seed", results.seed),
+        ("Device", results.device),
+    ]
+
+
 def run_section(fields: Iterable[tuple[str, Any]], before: str = "") -> str:
     """``<section id="run">``: ``before`` (e.g. cards), then the run's facts as a table."""
     return f'<section id="run"><h2>Run</h2>{before}{meta_table(fields)}</section>'
+
+
+def write_run_page(
+    path: Path,
+    title: str,
+    facts: Iterable[tuple[str, Any]],
+    sections: Sequence[str],
+    settings: Any,
+    lead: Sequence[str] = (),
+) -> str:
+    """Write the page of one run (:func:`write_page`): ``lead`` (e.g. its scorecard), the
+    run's ``facts``, ``sections``, then ``settings`` as folded JSON."""
+    settings_html = f'<section id="settings"><h2>Settings</h2>{json_details(settings)}</section>'
+    return write_page(path, title, [*lead, run_section(facts), *sections, settings_html])
 
 
 def write_page(path: Path, title: str, sections: Sequence[str]) -> str:

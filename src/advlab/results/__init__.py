@@ -13,7 +13,7 @@ them (a variant's rates, a model's description, a ROC curve) are TypedDicts: typ
 and still the plain dicts that JSON reads and writes.
 """
 
-from advlab.results.base import JsonResult, csv_cell
+from advlab.results.base import JsonResult, RunResult, csv_cell
 from advlab.results.defense import (
     AttackRecord,
     BestDefense,
@@ -43,6 +43,7 @@ from advlab.results.evaluation import (
     per_class_dict,
     without_timings,
 )
+from advlab.results.example import Example
 from advlab.results.training import (
     TrainingEpoch,
     TrainingMetrics,
@@ -72,12 +73,14 @@ __all__ = [
     "DetectionEvaluation",
     "DetectorInfo",
     "Evaluation",
+    "Example",
     "FitData",
     "JsonResult",
     "Kind",
     "ModelInfo",
     "PerClass",
     "RocCurve",
+    "RunResult",
     "RowResult",
     "Status",
     "TrainingEpoch",

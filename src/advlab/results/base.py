@@ -15,7 +15,7 @@ import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, Union, cast, get_args, get_origin
@@ -161,6 +161,18 @@ class JsonResult:
     @classmethod
     def read_json(cls: type[_T], path: str | Path) -> _T:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))  # type: ignore[attr-defined]
+
+
+@dataclass
+class RunResult(JsonResult):
+    """The fields that open a stored run's result: its id, the model, the data, the seed."""
+
+    run_id: str
+    model: str
+    dataset: str
+    split: str
+    n: int
+    seed: int
 
 
 #: What a run was, in the order results.json and detection.json write it.

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict
 
 from advlab import __version__
-from advlab.results.base import JsonResult, Record, build, find, mapping, records
+from advlab.results.base import Record, RunResult, build, find, mapping, records
 
 Kind = Literal["undefended", "preprocess", "model", "detector"]
 Status = Literal["pass", "warn"]
@@ -119,6 +119,13 @@ class RowResult:
     def cell(self, attack: str, eps: float) -> CellResult:
         return find(self.cells, attack, eps, where=f" in row {self.label}")
 
+    def lowest_robust(self, eps: float) -> tuple[float | None, float | None]:
+        """The lowest robust accuracy over the attacks at ``eps``: under the plain
+        attacks and under the adaptive ones (None where the row has no cell at ``eps``)."""
+        cells = [c for c in self.cells if c.eps == eps]
+        plain = min((c.robust_accuracy for c in cells), default=None)
+        return plain, min((c.adaptive_robust_accuracy for c in cells), default=None)
+
     @property
     def checks_summary(self) -> str | None:
         return None if self.checks is None else checks_summary(self.checks)
@@ -145,7 +152,7 @@ class RowResult:
 
 
 @dataclass
-class DefenseComparison(JsonResult):
+class DefenseComparison(RunResult):
     """The comparison; :meth:`to_dict` is the content of defend.json.
 
     ``best`` maps ``repr(eps)`` to the best defense at that eps (None: no defense kept
@@ -154,12 +161,6 @@ class DefenseComparison(JsonResult):
 
     FILE = "defend.json"
 
-    run_id: str
-    model: str
-    dataset: str
-    split: str
-    n: int
-    seed: int
     attacks: list[AttackRecord]
     epsilons: list[float]
     rows: list[RowResult]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
-from advlab.results.base import JsonResult, build, find, mapping, records, run_fields
+from advlab.results.base import RunResult, build, find, mapping, records, run_fields
 from advlab.results.defense import Check, DefenseComparison
+from advlab.results.example import Example
 
 #: Fields that measure time, not robustness: they differ between a resumed and a fresh run.
 TIMING_FIELDS = ("seconds", "images_per_second")
@@ -16,25 +17,9 @@ TIMING_FIELDS = ("seconds", "images_per_second")
 PerClass = dict[str, float | None]
 
 
-class AttackExamples(TypedDict):
-    """The first images of the first batch for one (attack, eps), on the CPU.
-
-    ``clean`` and ``adversarial`` are float (k, C, H, W) tensors in [0, 1]; the rest
-    hold one entry per image. Images the model got wrong were not attacked: adversarial
-    equals clean. (Tensors are typed Any here: this layer does not import torch.)
-    """
-
-    attack: str
-    key: str
-    norm: str
-    eps: float
-    clean: Any
-    adversarial: Any
-    labels: Any
-    clean_pred: Any
-    clean_conf: Any
-    adv_pred: Any
-    adv_conf: Any
+#: The images an evaluation keeps per (attack, eps): :class:`Example` objects (with
+#: the attack's ``key``), readable by name like the dicts they once were.
+AttackExamples = Example
 
 
 @dataclass
@@ -126,7 +111,7 @@ class SuiteEvaluation:
 
 
 @dataclass
-class Evaluation(JsonResult):
+class Evaluation(RunResult):
     """A finished robustness evaluation; :meth:`to_dict` is the results.json content.
 
     ``worst_case`` maps eps to the share of images no attack broke at that eps;
@@ -139,12 +124,6 @@ class Evaluation(JsonResult):
 
     FILE = "results.json"
 
-    run_id: str
-    model: str
-    dataset: str
-    split: str
-    n: int
-    seed: int
     class_names: list[str]
     clean_accuracy: float
     per_class_clean_accuracy: PerClass

@@ -54,9 +54,7 @@ def comparison_html(result: Any) -> str:
     rows = []
     for row in result.rows:
         for eps in result.epsilons:
-            cells = [c for c in row.cells if c.eps == eps]
-            plain = min((c.robust_accuracy for c in cells), default=None)
-            adaptive = min((c.adaptive_robust_accuracy for c in cells), default=None)
+            plain, adaptive = row.lowest_robust(eps)
             rows.append([row.label, f"{eps:g}", pct(row.clean_accuracy), pct(plain),
                          pct(adaptive), row.checks_summary or ""])  # fmt: skip
     headers = ["Defense", "Eps", "Clean acc.", "Plain robust", "Adaptive robust", "Checks"]

@@ -9,19 +9,18 @@ import streamlit as st
 
 from advlab.attacks import get_attack
 from advlab.dashboard import charts
-from advlab.dashboard.data import DashboardData, confusion, robust_curves
-from advlab.dashboard.views.common import pick_run, pick_unit
+from advlab.dashboard.data import DashboardData, StoredRun, confusion, robust_curves
+from advlab.dashboard.views.common import pick_unit, run_page
 from advlab.errors import AdvlabError
 from advlab.results import Evaluation
 
 
 def render(data: DashboardData) -> None:
-    st.header("Attack analytics")
-    picked = pick_run(data, "evaluate", "attacks_run")
-    if picked is None:
-        return
-    run, evaluation = picked
-    assert isinstance(evaluation, Evaluation)
+    run_page(data, "Attack analytics", "evaluate", "attacks_run", Evaluation, show_attacks)
+
+
+def show_attacks(data: DashboardData, run: StoredRun, evaluation: Evaluation) -> None:
+    """The charts and tables of one evaluation run."""
     st.caption(f"{evaluation.model} on {evaluation.dataset} ({evaluation.n} images), "
                f"clean accuracy {evaluation.clean_accuracy:.1%}")  # fmt: skip
     st.markdown("**Robust accuracy vs eps** per attack, with the per-image worst case")

@@ -7,7 +7,7 @@ import streamlit as st
 
 from advlab.dashboard import charts
 from advlab.dashboard.data import DashboardData, roc_rows
-from advlab.dashboard.views.common import pick_run
+from advlab.dashboard.views.common import entry_table, pick_run
 from advlab.results import DefenseComparison, DetectionEvaluation
 
 
@@ -15,15 +15,13 @@ def render(data: DashboardData) -> None:
     st.header("Defenses")
     comparison_tab, detection_tab = st.tabs(["Defense comparison", "Detection"])
     with comparison_tab:
-        picked = pick_run(data, "defend", "defend_run")
-        if picked is not None:
-            assert isinstance(picked[1], DefenseComparison)
-            show_comparison(picked[1])
+        comparison = pick_run(data, "defend", "defend_run", DefenseComparison)
+        if comparison is not None:
+            show_comparison(comparison[1])
     with detection_tab:
-        picked = pick_run(data, "detect", "detect_run")
-        if picked is not None:
-            assert isinstance(picked[1], DetectionEvaluation)
-            show_detection(picked[1])
+        detection = pick_run(data, "detect", "detect_run", DetectionEvaluation)
+        if detection is not None:
+            show_detection(detection[1])
 
 
 def show_comparison(comparison: DefenseComparison) -> None:
@@ -50,22 +48,9 @@ def show_detection(evaluation: DetectionEvaluation) -> None:
     detector, fpr = evaluation.detector.get("detector"), evaluation.false_positive_rate
     st.caption(f"detector {detector}, false positive rate {fpr:.1%} "
                f"(target {evaluation.fpr_target})")  # fmt: skip
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "attack": e.key,
-                    "eps": e.eps,
-                    "adaptive": e.adaptive,
-                    "detection rate": e.detection_rate,
-                    "evasion": e.evasion_rate,
-                    "AUC": e.auc,
-                }
-                for e in evaluation.results
-            ]
-        ),  # fmt: skip
-        hide_index=True,
-    )
+    columns = {"adaptive": "adaptive", "detection rate": "detection_rate",
+               "evasion": "evasion_rate", "AUC": "auc"}  # fmt: skip
+    entry_table(st, evaluation.results, columns)
     curves = roc_rows(evaluation)
     if curves:
         st.markdown("**ROC** (clean vs fooling adversarial examples)")

@@ -13,9 +13,9 @@ import streamlit as st
 import torch
 
 from advlab.attacks import get_attack
-from advlab.dashboard.data import DashboardData
+from advlab.dashboard.data import DashboardData, StoredRun
 from advlab.dashboard.lab import to_pil
-from advlab.dashboard.views.common import pick_run, pick_unit
+from advlab.dashboard.views.common import pick_unit, run_page
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.models import load_model
@@ -25,12 +25,11 @@ PAGE_SIZE = 24
 
 
 def render(data: DashboardData) -> None:
-    st.header("Examples")
-    picked = pick_run(data, "evaluate", "examples_run")
-    if picked is None:
-        return
-    run, evaluation = picked
-    assert isinstance(evaluation, Evaluation)
+    run_page(data, "Examples", "evaluate", "examples_run", Evaluation, show_examples)
+
+
+def show_examples(data: DashboardData, run: StoredRun, evaluation: Evaluation) -> None:
+    """One evaluation run's images, a page at a time."""
     key, eps = pick_unit([(e.key, e.eps) for e in evaluation.results], "examples_unit")
     pages = max(1, -(-evaluation.n // PAGE_SIZE))
     page = int(st.number_input(f"Page (of {pages})", 1, pages, 1, key="examples_page"))

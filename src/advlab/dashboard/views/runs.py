@@ -17,6 +17,7 @@ from advlab.dashboard.data import (
     robust_curves,
     roc_rows,
 )
+from advlab.dashboard.views.common import entry_table
 from advlab.results import DefenseComparison, DetectionEvaluation, Evaluation, TransferMatrix
 
 
@@ -140,18 +141,6 @@ def compare(data: DashboardData, runs: list[StoredRun]) -> None:
     columns = st.columns(len(evaluations))
     for column, (rid, ev) in zip(columns, evaluations.items(), strict=True):
         column.markdown(f"**{rid}** — {ev.model} on {ev.dataset}")
-        column.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "attack": e.key,
-                        "eps": e.eps,
-                        "robust acc.": e.robust_accuracy,
-                        "success": e.attack_success_rate,
-                        "mean Linf": e.mean_linf,
-                    }
-                    for e in ev.results
-                ]
-            ),  # fmt: skip
-            hide_index=True,
-        )
+        shown = {"robust acc.": "robust_accuracy", "success": "attack_success_rate",
+                 "mean Linf": "mean_linf"}  # fmt: skip
+        entry_table(column, ev.results, shown)

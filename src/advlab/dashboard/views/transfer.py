@@ -5,18 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from advlab.dashboard import charts
-from advlab.dashboard.data import DashboardData
-from advlab.dashboard.views.common import pick_run, pick_unit
+from advlab.dashboard.data import DashboardData, StoredRun
+from advlab.dashboard.views.common import pick_unit, run_page
 from advlab.results import TransferMatrix
 
 
 def render(data: DashboardData) -> None:
-    st.header("Transferability")
-    picked = pick_run(data, "transfer", "transfer_run")
-    if picked is None:
-        return
-    matrix = picked[1]
-    assert isinstance(matrix, TransferMatrix)
+    run_page(data, "Transferability", "transfer", "transfer_run", TransferMatrix, show_transfer)
+
+
+def show_transfer(data: DashboardData, run: StoredRun, matrix: TransferMatrix) -> None:
+    """The success-rate matrix of one transfer run, per attack and eps."""
     key, eps = pick_unit([(k, e) for k, _, e in matrix.runs()], "transfer_unit")
     value = str(st.radio("Value", ["success_rate", "target_adversarial_accuracy"],
                          horizontal=True, key="transfer_value"))  # fmt: skip

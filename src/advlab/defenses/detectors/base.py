@@ -29,6 +29,9 @@ class Detector(ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Whether the detector trains on adversarial examples; :meth:`create` then hands
+    #: its constructor the ``attacks`` to train on and the ``seed``.
+    trains: ClassVar[bool] = False
 
     def __init__(self, model: ImageClassifier, fpr: float, batch_size: int) -> None:
         check(0 < fpr < 1, f"the detector's false positive rate must be in (0, 1), got {fpr}")
@@ -50,7 +53,8 @@ class Detector(ABC):
     ) -> Detector:
         """The unfitted detector from the options every detector is given by name
         (``training_attacks`` and ``seed`` are for detectors that train)."""
-        return cls(model, fpr=fpr, batch_size=batch_size)
+        training = {"attacks": training_attacks, "seed": seed} if cls.trains else {}
+        return cls(model, fpr=fpr, batch_size=batch_size, **training)
 
     @abstractmethod
     def fit(self, clean_images: torch.Tensor) -> Detector:

@@ -113,6 +113,7 @@ class BinaryDetector(Detector):
     """
 
     name = "binary"
+    trains = True
 
     def __init__(
         self,
@@ -143,17 +144,6 @@ class BinaryDetector(Detector):
         self.seed = int(seed)
         self.head: DetectorHead | None = None
         self.trained_on: dict[str, Any] = {}
-
-    @classmethod
-    def create(
-        cls,
-        model: ImageClassifier,
-        fpr: float = 0.05,
-        *,
-        training_attacks: Sequence[Attack] | None = None,
-        **options: Any,
-    ) -> BinaryDetector:
-        return cls(model, training_attacks, fpr, **options)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{a.name}(eps={a.eps:g})" for a in self.attacks if a.eps is not None)
