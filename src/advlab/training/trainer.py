@@ -22,10 +22,10 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+import advlab.training.ddp as ddp
 from advlab.data import DATASETS
 from advlab.models import ImageClassifier, build_model, load_model, resolve_device
 from advlab.progress import Bar, progress_bar
-from advlab.training import ddp
 from advlab.training.checkpoints import (
     BEST,
     LAST,
