@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from advlab.cli.options import Device, Weights, console, pct
+from advlab.cli.options import Device, Store, Weights, console, pct
 
 
 def models() -> None:
@@ -67,7 +67,7 @@ def attacks() -> None:
 
 def runs(
     run_id: Annotated[str | None, typer.Argument(help="Show one run's results as JSON.")] = None,
-    store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
+    store: Store = None,
     salvage: Annotated[
         str | None,
         typer.Option(
