@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping
@@ -87,17 +88,18 @@ class Destination:
     report: Annotated[bool, typer.Option(help="Write the HTML report.")] = True
 
 
-GROUPS: tuple[type, ...] = (Source, Run, Destination)
 F = TypeVar("F", bound=Callable[..., None])
 
 
 def grouped(command: F) -> F:
-    """``command`` with each parameter typed as an option group (:class:`Source`,
-    :class:`Run`, :class:`Destination`) spread out into the group's options, in its place and
-    with the defaults of the parameter's default; ``command`` receives the group. Typer
-    reads the signature, so the options show in ``--help`` and parse as any other."""
+    """``command`` with each parameter typed as an option group (a dataclass of options,
+    such as :class:`Source`, :class:`Run`, :class:`Destination`) spread out into the
+    group's options, in its place and with the defaults of the parameter's default;
+    ``command`` receives the group. Typer reads the signature, so the options show in
+    ``--help`` and parse as any other."""
     signature = inspect.signature(command, eval_str=True)
-    groups = {p.name: p for p in signature.parameters.values() if p.annotation in GROUPS}
+    parameters = signature.parameters.values()
+    groups = {p.name: p for p in parameters if dataclasses.is_dataclass(p.annotation)}
     params: list[inspect.Parameter] = []
     for param in signature.parameters.values():
         if param.name not in groups:
