@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from advlab.cli import options as opt
-from advlab.cli.options import build_config, console, given_options, grouped
+from advlab.cli.options import build_config, console, given_options
 from advlab.errors import AdvlabError
 from advlab.training import TrainResult
 from advlab.workflows.base import parse_epsilon, read_yaml
@@ -86,7 +86,7 @@ ADVERSARIAL = {
 }
 
 
-@grouped
+@opt.grouped
 def train(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
