@@ -22,6 +22,7 @@ from torch import nn
 
 from advlab.models import ImageClassifier
 from advlab.serve.app import PredictionApp
+from advlab.serve.limits import ServeLimits
 from advlab.serve.payload import RequestError, decode_npy
 from advlab.serve.service import ModelService
 from advlab.targets.replies import (
@@ -40,14 +41,11 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(Heal
 def app() -> Any:
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
     model = ImageClassifier(net, name="fuzz", input_shape=SHAPE, num_classes=3)
-    app = PredictionApp(
-        ModelService(model, max_batch=8),
-        max_request_bytes=1 << 20,
-        request_timeout=5.0,
-        max_pending=8,
-        max_inflight_bytes=1 << 21,
-        workers=1,
-    )
+    limits = ServeLimits(
+        max_batch=8, max_request_bytes=1 << 20, request_timeout=5.0, max_pending=8,
+        max_inflight_bytes=1 << 21, workers=1,
+    )  # fmt: skip
+    app = PredictionApp(ModelService(model, max_batch=limits.max_batch), limits)
     yield app
     app.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -12,13 +13,11 @@ from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import AttackConfig
 
 
+@opt.grouped
 def attack(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
-    model: Annotated[str, typer.Option(help="Model to attack.")] = "mnist-cnn",
-    weights: opt.Weights = None,
-    dataset: opt.Dataset = "mnist-demo",
-    data_dir: opt.DataDir = None,
+    source: opt.Source = opt.Source(),
     split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Number of images.")] = 100,
     attack: Annotated[
@@ -26,9 +25,7 @@ def attack(
     ] = "pgd",
     eps: Annotated[str, typer.Option("--eps", "-e", help="Epsilon (0.03 or 8/255).")] = "0.1",
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
-    batch_size: opt.BatchSize = 128,
-    seed: opt.Seed = 0,
-    device: opt.Device = "auto",
+    run: opt.Run = opt.Run(),
     out: Annotated[str, typer.Option(help="Output folder for adversarial.npz.")] = "advlab-attack",
     png: Annotated[bool, typer.Option(help="Also write one PNG per adversarial image.")] = False,
     force: opt.Force = False,
@@ -38,10 +35,8 @@ def attack(
     from advlab.workflows import run_attack
 
     values = {
-        "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
-        "split": split, "n": n, "attack": AttackChoice.parse(attack, norm),
-        "eps": parse_epsilon(eps), "batch_size": batch_size, "seed": seed, "device": device,
-        "out": out, "png": png,
+        **asdict(source), "split": split, "n": n, "attack": AttackChoice.parse(attack, norm),
+        "eps": parse_epsilon(eps), **asdict(run), "out": out, "png": png,
     }  # fmt: skip
     config = build_config(ctx, AttackConfig, values, {"attack": ("attack", "norm")})
     output = run_attack(config, progress=not quiet, force=force)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -18,13 +19,14 @@ from advlab.workflows.config import DefendConfig
 DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 
+@opt.grouped
 def defend(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
     model: Annotated[str, typer.Option(help="The undefended model (as for evaluate).")] = (
         "mnist-cnn"
     ),
-    weights: Annotated[str | None, typer.Option(help="Weights file for --model.")] = None,
+    weights: opt.Weights = None,
     defense: Annotated[
         list[str] | None,
         typer.Option(
@@ -62,14 +64,8 @@ def defend(
     check_eps: Annotated[
         str | None, typer.Option(help="Eps of the checks (default: the largest --eps).")
     ] = None,
-    batch_size: opt.BatchSize = 128,
-    seed: opt.Seed = 0,
-    device: opt.Device = "auto",
-    out: Annotated[
-        str, typer.Option(help="Output folder for defend.json and report.html.")
-    ] = "advlab-defend",
-    store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
-    report: opt.Report = True,
+    run: opt.Run = opt.Run(),
+    dest: opt.Destination = opt.Destination(out="advlab-defend"),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -86,15 +82,14 @@ def defend(
 
     values = {
         "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
-        "split": split, "n": n, "seed": seed, "defenses": list(defense or []),
+        "split": split, "n": n, "defenses": list(defense or []),
         "defended_models": list(defended_model or []), "detectors": list(detector or []),
         "detector_fpr": detector_fpr, "detector_fit_n": detector_fit_n,
         "attacks": [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)],
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
         "eot_samples": eot_samples, "gap_threshold": gap, "checks": checks,
         "check_n": check_n, "check_eps": None if check_eps is None else parse_epsilon(check_eps),
-        "batch_size": batch_size, "device": device, "out": out, "store": store,
-        "report": report,
+        **asdict(run), **asdict(dest),
     }  # fmt: skip
     options = {"defenses": "defense", "defended_models": "defended_model",
                "detectors": "detector", "attacks": ("attack", "norm"), "epsilons": "eps",

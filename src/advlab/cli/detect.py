@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -14,13 +15,11 @@ from advlab.workflows.base import AttackChoice, parse_epsilon
 from advlab.workflows.config import DetectConfig
 
 
+@opt.grouped
 def detect(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
-    model: Annotated[str, typer.Option(help="Model to protect (as for evaluate).")] = "mnist-cnn",
-    weights: opt.Weights = None,
-    dataset: opt.Dataset = "mnist",
-    data_dir: opt.DataDir = None,
+    source: opt.Source = opt.Source(dataset="mnist"),
     detector: Annotated[
         str, typer.Option(help="squeeze (feature squeezing) or binary (trained on features).")
     ] = "squeeze",
@@ -43,29 +42,24 @@ def detect(
         bool, typer.Option(help="Also run the attack on model and detector together.")
     ] = True,
     adaptive_steps: Annotated[int, typer.Option(help="Steps of the adaptive attack.")] = 40,
-    batch_size: opt.BatchSize = 128,
-    seed: opt.Seed = 0,
-    device: opt.Device = "auto",
-    store: opt.Store = None,
-    out: Annotated[
-        str, typer.Option(help="Output folder for detection.json and report.html.")
-    ] = "advlab-detect",
-    report: opt.Report = False,
+    run: opt.Run = opt.Run(),
+    dest: opt.Destination = opt.Destination(out="advlab-detect", report=False),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
-    """Detection rate, false positive rate and ROC AUC of a detector, per attack and eps."""
+    """Detection rate, false positive rate and ROC AUC of a detector, per attack and eps.
+
+    Writes detection.json (and with --report, report.html) to --out.
+    """
     from advlab.workflows import run_detection
 
     values = {
-        "model": model, "weights": weights, "dataset": dataset, "data_dir": data_dir,
-        "detector": detector, "fpr": fpr,
+        **asdict(source), "detector": detector, "fpr": fpr,
         "attacks": [AttackChoice.parse(text, norm) for text in (attack or ["fgsm", "pgd"])],
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
         "n": n, "n_fit": n_fit, "fit_split": fit_split,
         "train_attack": AttackChoice.parse(train_attack, norm), "adaptive": adaptive,
-        "adaptive_steps": adaptive_steps, "batch_size": batch_size, "seed": seed,
-        "device": device, "store": store, "out": out, "report": report,
+        "adaptive_steps": adaptive_steps, **asdict(run), **asdict(dest),
     }  # fmt: skip
     options = {"attacks": ("attack", "norm"), "epsilons": "eps",
                "train_attack": ("train_attack", "norm")}  # fmt: skip

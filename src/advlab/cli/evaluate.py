@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -19,9 +20,7 @@ def demo(
         str, typer.Option(help="Folder for results.json and report.html.")
     ] = "advlab-demo",
     n: Annotated[int, typer.Option(help="Number of bundled held-out MNIST images.")] = 300,
-    store: Annotated[
-        str | None, typer.Option(help="SQLite results store (default ~/.advlab).")
-    ] = None,
+    store: opt.Store = None,
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -37,12 +36,11 @@ def demo(
         console.print(f"report:  {output.report_path}  (open it in a browser)")
 
 
+@opt.grouped
 def evaluate(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
-    model: Annotated[
-        str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")
-    ] = "mnist-cnn",
+    model: opt.Model = "mnist-cnn",
     weights: opt.Weights = None,
     target: Annotated[
         str | None, typer.Option(help="Attack a black box instead: http://HOST:PORT or FILE.onnx.")
@@ -56,9 +54,7 @@ def evaluate(
     target_total_timeout: Annotated[
         float | None, typer.Option(help="Deadline in seconds of all requests of the run.")
     ] = None,
-    dataset: Annotated[
-        str, typer.Option(help="Data set name (see 'advlab datasets').")
-    ] = "mnist-demo",
+    dataset: opt.Dataset = "mnist-demo",
     data_dir: opt.DataDir = None,
     split: opt.Split = "test",
     n: Annotated[
@@ -73,16 +69,8 @@ def evaluate(
     ] = None,
     eps: opt.Epsilons = None,
     norm: opt.DefaultNorm = "linf",
-    batch_size: opt.BatchSize = 128,
-    seed: opt.Seed = 0,
-    device: opt.Device = "auto",
-    out: Annotated[
-        str, typer.Option(help="Output folder for results.json, config.yaml, report.html.")
-    ] = "advlab-results",
-    store: Annotated[
-        str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
-    ] = None,
-    report: opt.Report = True,
+    run: opt.Run = opt.Run(),
+    dest: opt.Destination = opt.Destination(),
     examples: Annotated[int, typer.Option(help="Example images per attack in the report.")] = 8,
     defense: Annotated[
         str | None,
@@ -97,10 +85,11 @@ def evaluate(
 ) -> None:
     """Clean and robust accuracy of a model over attacks and an epsilon sweep.
 
-    Results are written batch by batch to the store: rerun the same command (or
-    --config OUT/config.yaml) after an interrupt and it resumes where it stopped.
-    --suite runs a preset cascade (alone, unless --attack is given too). Under torchrun
-    the images are shared out to the processes (docs/distributed.md).
+    Writes results.json, config.yaml and report.html to --out. Results are written batch
+    by batch to the store: rerun the same command (or --config OUT/config.yaml) after an
+    interrupt and it resumes where it stopped. --suite runs a preset cascade (alone,
+    unless --attack is given too). Under torchrun the images are shared out to the
+    processes (docs/distributed.md).
     """
     from advlab.workflows import run_evaluation
     from advlab.workflows.distributed import is_main
@@ -110,12 +99,11 @@ def evaluate(
 
     values: dict[str, Any] = {
         "model": model, "weights": weights, "target": target, "dataset": dataset,
-        "data_dir": data_dir, "split": split, "n": n, "seed": seed,
+        "data_dir": data_dir, "split": split, "n": n, **asdict(run),
         "attacks": [AttackChoice.parse(text, norm)
                     for text in (attack or ([] if suite else ["pgd"]))],
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
-        "batch_size": batch_size, "device": device, "out": out, "store": store,
-        "report": report, "examples": examples, "defense": defense,
+        **asdict(dest), "examples": examples, "defense": defense,
         "target_timeout": target_timeout, "target_retries": target_retries,
         "target_total_timeout": target_total_timeout, "suite": suite, "suite_norm": norm,
     }  # fmt: skip

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import typer
 from rich.table import Column, Table
 
-from advlab.cli.options import Device, Weights, console, pct
+from advlab.cli.options import Device, Store, Weights, console, grouped, pct
 
 
 def models() -> None:
@@ -67,7 +68,7 @@ def attacks() -> None:
 
 def runs(
     run_id: Annotated[str | None, typer.Argument(help="Show one run's results as JSON.")] = None,
-    store: Annotated[str | None, typer.Option(help="SQLite results store.")] = None,
+    store: Store = None,
     salvage: Annotated[
         str | None,
         typer.Option(
@@ -127,6 +128,33 @@ def _salvage(store: str | None, destination: str) -> None:
         console.print(f"left out damaged run {run_id}: {why}", highlight=False)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The server's bounds (:class:`advlab.serve.ServeLimits`) as options."""
+
+    max_batch: Annotated[int, typer.Option(help="Largest batch one request may carry.")] = 256
+    max_request_bytes: Annotated[
+        int, typer.Option(help="Largest request body in bytes (413 beyond).")
+    ] = 64 * 1024 * 1024
+    max_pending: Annotated[
+        int, typer.Option(help="Requests admitted at once; beyond: 503 with Retry-After.")
+    ] = 64
+    max_inflight_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help="Bytes of the admitted bodies together; beyond: 503 with Retry-After "
+            "(default: 2 x --max-request-bytes, at least 128 MiB)."
+        ),
+    ] = None
+    request_timeout: Annotated[
+        float, typer.Option(help="Seconds a whole request body may take to arrive (408).")
+    ] = 30.0
+    workers: Annotated[
+        int | None, typer.Option(help="Threads that decode requests (default: CPUs, at most 4).")
+    ] = None
+
+
+@grouped
 def serve(
     model: Annotated[str, typer.Option(help="Model to serve (as for evaluate).")] = "mnist-cnn",
     weights: Weights = None,
@@ -135,26 +163,7 @@ def serve(
     labels_only: Annotated[
         bool, typer.Option("--labels-only", help="Answer with top-1 labels, never scores.")
     ] = False,
-    max_batch: Annotated[int, typer.Option(help="Largest batch one request may carry.")] = 256,
-    max_request_bytes: Annotated[
-        int, typer.Option(help="Largest request body in bytes (413 beyond).")
-    ] = 64 * 1024 * 1024,
-    max_pending: Annotated[
-        int, typer.Option(help="Requests admitted at once; beyond: 503 with Retry-After.")
-    ] = 64,
-    max_inflight_bytes: Annotated[
-        int | None,
-        typer.Option(
-            help="Bytes of the admitted bodies together; beyond: 503 with Retry-After "
-            "(default: 2 x --max-request-bytes, at least 128 MiB)."
-        ),
-    ] = None,
-    request_timeout: Annotated[
-        float, typer.Option(help="Seconds a whole request body may take to arrive (408).")
-    ] = 30.0,
-    workers: Annotated[
-        int | None, typer.Option(help="Threads that decode requests (default: CPUs, at most 4).")
-    ] = None,
+    limits: Limits = Limits(),
     device: Device = "auto",
 ) -> None:
     """Serve a model as an HTTP endpoint (POST /predict, GET /info) for black-box attacks."""
@@ -162,6 +171,7 @@ def serve(
     from advlab.models import resolve_device
     from advlab.serve import run_server
 
+    workers = limits.workers
     check(workers is None or workers >= 1, f"--workers must be >= 1, got {workers}")
     run_server(
         model,
@@ -170,13 +180,8 @@ def serve(
         port=port,
         output="labels" if labels_only else "scores",
         device=str(resolve_device(device)),
-        max_batch=max_batch,
-        max_request_bytes=max_request_bytes,
-        request_timeout=request_timeout,
         ready=lambda url: console.print(f"serving {model} at {url} (Ctrl-C to stop)"),
-        max_pending=max_pending,
-        max_inflight_bytes=max_inflight_bytes,
-        workers=workers,
+        **asdict(limits),
     )
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
@@ -34,7 +38,11 @@ DataDir = Annotated[
     str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
 ]
 Split = Annotated[str, typer.Option(help="train or test.")]
-Dataset = Annotated[str, typer.Option(help="Data set name.")]
+Dataset = Annotated[str, typer.Option(help="Data set name (see 'advlab datasets').")]
+#: A model spec, as ``advlab.models.load_model`` takes it.
+Model = Annotated[
+    str, typer.Option(help="Registry name, torchvision:NAME, module:factory or a file.")
+]
 DefaultNorm = Annotated[str, typer.Option(help="Default norm for the attacks: linf or l2.")]
 Epsilons = Annotated[
     list[str] | None, typer.Option("--eps", "-e", help="Epsilon, repeatable (0.03 or 8/255).")
@@ -44,11 +52,76 @@ Attacks = Annotated[
     list[str] | None,
     typer.Option("--attack", "-a", help="Attack, repeatable (default fgsm, pgd, mim)."),
 ]
-Report = Annotated[bool, typer.Option(help="Write report.html.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or tables.")]
 Force = Annotated[
     bool, typer.Option("--force", help="Overwrite the results of a different run in --out.")
 ]
+
+
+@dataclass(frozen=True)
+class Source:
+    """``--model``, ``--weights``, ``--dataset``, ``--data-dir``: what a command runs on."""
+
+    model: Model = "mnist-cnn"
+    weights: Weights = None
+    dataset: Dataset = "mnist-demo"
+    data_dir: DataDir = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """``--batch-size``, ``--seed``, ``--device``: how a command runs."""
+
+    batch_size: BatchSize = 128
+    seed: Seed = 0
+    device: Device = "auto"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """``--out``, ``--store``, ``--report``: where a command's results go."""
+
+    out: Annotated[
+        str, typer.Option(help="Output folder for the results, config.yaml and the HTML report.")
+    ] = "advlab-results"
+    store: Store = None
+    report: Annotated[bool, typer.Option(help="Write the HTML report.")] = True
+
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def grouped(command: F) -> F:
+    """``command`` with each parameter typed as an option group (a dataclass of options,
+    such as :class:`Source`, :class:`Run`, :class:`Destination`) spread out into the
+    group's options, in its place and with the defaults of the parameter's default;
+    ``command`` receives the group. Typer reads the signature, so the options show in
+    ``--help`` and parse as any other."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters = signature.parameters.values()
+    groups = {p.name: p for p in parameters if dataclasses.is_dataclass(p.annotation)}
+    params: list[inspect.Parameter] = []
+    for param in signature.parameters.values():
+        if param.name not in groups:
+            params.append(param)
+            continue
+        hints = get_type_hints(param.annotation, include_extras=True)
+        params += [
+            inspect.Parameter(name, param.kind, annotation=hints[name], default=default)
+            for name, default in asdict(param.default).items()
+        ]
+
+    @functools.wraps(command)
+    def spread(**values: Any) -> None:
+        for name, param in groups.items():
+            group = param.annotation
+            values[name] = group(**{f.name: values.pop(f.name) for f in fields(group)})
+        command(**values)
+
+    spread.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    spread.__annotations__ = {p.name: p.annotation for p in params}
+    return spread  # type: ignore[return-value]
+
 
 #: For a config field, the option(s) that set it: a name, several, or (for a nested
 #: config) one option per key. A field not listed is set by the option of its name.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, fields
 from typing import Annotated, Any
 
 import typer
@@ -13,13 +14,79 @@ from advlab.training import TrainResult
 from advlab.workflows.base import parse_epsilon, read_yaml
 from advlab.workflows.config import TrainConfig
 
-#: The options of adversarial training: a key of ``TrainConfig.adversarial`` each.
-ADVERSARIAL = {"method": "adversarial", "eps": "eps", "norm": "norm", "alpha": "alpha",
-               "steps": "steps", "beta": "beta", "warmup_epochs": "warmup_epochs",
-               "val_n": "val_n", "val_steps": "val_steps", "val_eps": "val_eps",
-               "early_stop": "early_stop"}  # fmt: skip
+
+@dataclass(frozen=True)
+class Adversarial:
+    """The options of adversarial training: ``--adversarial`` sets the method of
+    ``TrainConfig.adversarial``, every other one the key of its name."""
+
+    adversarial: Annotated[
+        str | None,
+        typer.Option(
+            help="Adversarial training: fgsm-rs (fast, Wong et al.), pgd (Madry et al.) "
+            "or trades (Zhang et al.)."
+        ),
+    ] = None
+    eps: Annotated[
+        str | None, typer.Option(help="Adversarial training budget, e.g. 0.3 or 8/255.")
+    ] = None
+    norm: Annotated[str, typer.Option(help="linf or l2 (adversarial training).")] = "linf"
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Attack step size (default 1.25*eps for fgsm-rs, 2.5*eps/steps else)."),
+    ] = None
+    steps: Annotated[int, typer.Option(help="Attack steps for pgd and trades.")] = 10
+    beta: Annotated[float, typer.Option(help="TRADES robustness weight.")] = 6.0
+    warmup_epochs: Annotated[
+        float, typer.Option(help="Epochs over which eps ramps up linearly from 0.")
+    ] = 0.0
+    val_n: Annotated[
+        int, typer.Option(help="Held-out images for the PGD robust accuracy of each epoch.")
+    ] = 1000
+    val_steps: Annotated[int, typer.Option(help="PGD steps of the robust validation.")] = 10
+    val_eps: Annotated[
+        str | None, typer.Option(help="Eps of the robust validation (default: --eps).")
+    ] = None
+    early_stop: Annotated[
+        bool, typer.Option(help="Stop when robust accuracy collapses (catastrophic overfitting).")
+    ] = True
+
+    def config(self) -> dict[str, Any]:
+        """``TrainConfig.adversarial`` as these options give it."""
+        values = {**asdict(self), "eps": _epsilon(self.eps), "val_eps": _epsilon(self.val_eps)}
+        return {"method": values.pop("adversarial"), **values}
 
 
+def _epsilon(text: str | None) -> float | None:
+    return None if text is None else parse_epsilon(text)
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """The options of defensive distillation: a field of ``TrainConfig`` each."""
+
+    distill: Annotated[
+        bool,
+        typer.Option(
+            help="Defensive distillation: train a teacher at --temperature, then the "
+            "student on its soft labels."
+        ),
+    ] = False
+    distill_from: Annotated[
+        str | None, typer.Option(help="Distill from this teacher (model name or checkpoint).")
+    ] = None
+    temperature: Annotated[
+        float, typer.Option(help="Softmax temperature of the training loss (distillation).")
+    ] = 1.0
+
+
+#: For each key of ``TrainConfig.adversarial``, the option that sets it.
+ADVERSARIAL = {
+    ("method" if f.name == "adversarial" else f.name): f.name for f in fields(Adversarial)
+}
+
+
+@opt.grouped
 def train(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
@@ -46,52 +113,11 @@ def train(
         list[str] | None,
         typer.Option(help="Architecture option key=value, repeatable (e.g. width=0.5)."),
     ] = None,
-    adversarial: Annotated[
-        str | None,
-        typer.Option(
-            help="Adversarial training: fgsm-rs (fast, Wong et al.), pgd (Madry et al.) "
-            "or trades (Zhang et al.)."
-        ),
-    ] = None,
-    eps: Annotated[
-        str | None, typer.Option(help="Adversarial training budget, e.g. 0.3 or 8/255.")
-    ] = None,
-    norm: Annotated[str, typer.Option(help="linf or l2 (adversarial training).")] = "linf",
-    alpha: Annotated[
-        float | None,
-        typer.Option(help="Attack step size (default 1.25*eps for fgsm-rs, 2.5*eps/steps else)."),
-    ] = None,
-    steps: Annotated[int, typer.Option(help="Attack steps for pgd and trades.")] = 10,
-    beta: Annotated[float, typer.Option(help="TRADES robustness weight.")] = 6.0,
-    warmup_epochs: Annotated[
-        float, typer.Option(help="Epochs over which eps ramps up linearly from 0.")
-    ] = 0.0,
-    val_n: Annotated[
-        int, typer.Option(help="Held-out images for the PGD robust accuracy of each epoch.")
-    ] = 1000,
-    val_steps: Annotated[int, typer.Option(help="PGD steps of the robust validation.")] = 10,
-    val_eps: Annotated[
-        str | None, typer.Option(help="Eps of the robust validation (default: --eps).")
-    ] = None,
-    early_stop: Annotated[
-        bool, typer.Option(help="Stop when robust accuracy collapses (catastrophic overfitting).")
-    ] = True,
+    adv: Adversarial = Adversarial(),
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many epochs without improvement.")
     ] = None,
-    distill: Annotated[
-        bool,
-        typer.Option(
-            help="Defensive distillation: train a teacher at --temperature, then the "
-            "student on its soft labels."
-        ),
-    ] = False,
-    distill_from: Annotated[
-        str | None, typer.Option(help="Distill from this teacher (model name or checkpoint).")
-    ] = None,
-    temperature: Annotated[
-        float, typer.Option(help="Softmax temperature of the training loss (distillation).")
-    ] = 1.0,
+    distillation: Distillation = Distillation(),
     init_from: Annotated[
         str | None,
         typer.Option(
@@ -127,25 +153,19 @@ def train(
             raise AdvlabError(f"--arch '{item}' must look like key=value")
         arch_kwargs[key] = yaml.safe_load(value)
     given = given_options(ctx)
-    if config_file is None and "eps" in given and adversarial is None:
+    if config_file is None and "eps" in given and adv.adversarial is None:
         raise AdvlabError("--eps is for adversarial training: add --adversarial fgsm-rs|pgd|trades")
-    if adversarial is not None and eps is None and config_file is None:
+    if adv.adversarial is not None and adv.eps is None and config_file is None:
         raise AdvlabError("--adversarial needs --eps (e.g. --eps 0.3 or --eps 8/255)")
-    adversarial_values = {
-        "method": adversarial, "eps": None if eps is None else parse_epsilon(eps), "norm": norm,
-        "alpha": alpha, "steps": steps, "beta": beta, "warmup_epochs": warmup_epochs,
-        "val_n": val_n, "val_steps": val_steps, "early_stop": early_stop,
-        "val_eps": None if val_eps is None else parse_epsilon(val_eps),
-    }  # fmt: skip
+    adversarial_values = adv.config()
     values: dict[str, Any] = {
         "model": model, "arch_kwargs": arch_kwargs, "dataset": dataset, "data_dir": data_dir,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
         "schedule": schedule, "weight_decay": weight_decay, "augment": augment,
         "n_train": n_train, "exclude": exclude, "seed": seed, "device": device,
-        "out_dir": out, "name": name, "temperature": temperature, "patience": patience,
-        "num_threads": num_threads, "distill_from": distill_from, "init_from": init_from,
-        "distill": distill,
-        "adversarial": adversarial_values if adversarial is not None else None,
+        "out_dir": out, "name": name, "patience": patience, "num_threads": num_threads,
+        "init_from": init_from, **asdict(distillation),
+        "adversarial": adversarial_values if adv.adversarial is not None else None,
     }  # fmt: skip
     if config_file is not None:
         values["adversarial"] = adversarial_values

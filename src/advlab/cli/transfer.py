@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # the command imports torch and matplotlib only when it runs
 DEFAULT_ATTACKS = ["fgsm", "pgd", "mim"]
 
 
+@opt.grouped
 def transfer(
     ctx: typer.Context,
     config_file: opt.ConfigOption = None,
@@ -39,14 +41,8 @@ def transfer(
     data_dir: opt.DataDir = None,
     split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Use a seeded random subset of n images.")] = 1000,
-    batch_size: opt.BatchSize = 128,
-    seed: opt.Seed = 0,
-    device: opt.Device = "auto",
-    store: opt.Store = None,
-    out: Annotated[
-        str, typer.Option(help="Output folder for transfer.json, transfer.csv and heatmaps.")
-    ] = "advlab-transfer",
-    report: Annotated[bool, typer.Option(help="Also write transfer.html.")] = False,
+    run: opt.Run = opt.Run(),
+    dest: opt.Destination = opt.Destination(out="advlab-transfer", report=False),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -55,6 +51,8 @@ def transfer(
     Prints, per attack and eps, the attack success rate from each source (rows) to each
     target (columns), counted over the images both classify correctly; the diagonal is the
     white-box rate. Examples are crafted once per source and reused for every target.
+    Writes transfer.json, transfer.csv and heatmaps (and with --report, transfer.html)
+    to --out.
     """
     from advlab.reports.tables import format_eps
     from advlab.workflows import run_transfer
@@ -63,8 +61,7 @@ def transfer(
         "sources": list(source or []), "targets": list(target or []),
         "attacks": [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)],
         "epsilons": [parse_epsilon(str(text)) for text in eps or []], "dataset": dataset,
-        "data_dir": data_dir, "split": split, "n": n, "seed": seed, "batch_size": batch_size,
-        "device": device, "store": store, "out": out, "report": report,
+        "data_dir": data_dir, "split": split, "n": n, **asdict(run), **asdict(dest),
     }  # fmt: skip
     options = {"sources": "source", "targets": "target", "attacks": ("attack", "norm"),
                "epsilons": "eps"}  # fmt: skip

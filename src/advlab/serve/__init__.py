@@ -3,9 +3,9 @@
 ``advlab serve`` runs :func:`run_server`; :class:`advlab.targets.HttpTarget` is the client.
 """
 
+from advlab.serve.limits import DEFAULT_MAX_REQUEST_BYTES, ServeLimits
 from advlab.serve.payload import RequestError
 from advlab.serve.server import (
-    DEFAULT_MAX_REQUEST_BYTES,
     PredictionServer,
     make_server,
     run_server,
@@ -19,6 +19,7 @@ __all__ = [
     "ModelService",
     "PredictionServer",
     "RequestError",
+    "ServeLimits",
     "make_server",
     "run_server",
     "serve",

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from advlab.serve.batcher import Batcher
+from advlab.serve.limits import ServeLimits
 from advlab.serve.payload import RequestError, parse_json
 from advlab.serve.service import ModelService
 
@@ -49,25 +50,16 @@ class _Refused(Exception):
 
 
 class PredictionApp:
-    """``POST /predict``, ``GET /info``, ``GET /health`` for one :class:`ModelService`."""
+    """``POST /predict``, ``GET /info``, ``GET /health`` for one :class:`ModelService`,
+    within ``limits`` (``max_batch`` is the service's own)."""
 
-    def __init__(
-        self,
-        service: ModelService,
-        *,
-        max_request_bytes: int,
-        request_timeout: float,
-        max_pending: int,
-        max_inflight_bytes: int,
-        workers: int,
-    ) -> None:
+    def __init__(self, service: ModelService, limits: ServeLimits) -> None:
         self.service = service
-        self.max_request_bytes = max_request_bytes
-        self.request_timeout = request_timeout
-        self.max_pending = max_pending
-        self.max_inflight_bytes = max_inflight_bytes
+        self.limits = limits
         self.batcher = Batcher(service)
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="advlab-decode")
+        self._pool = ThreadPoolExecutor(
+            max_workers=limits.decode_threads, thread_name_prefix="advlab-decode"
+        )
         # Only touched from the event loop's thread: no lock needed.
         self.pending = 0
         self.inflight_bytes = 0
@@ -75,8 +67,8 @@ class PredictionApp:
     def info(self) -> dict[str, Any]:
         return {
             **self.service.info(),
-            "max_request_bytes": self.max_request_bytes,
-            "max_pending": self.max_pending,
+            "max_request_bytes": self.limits.max_request_bytes,
+            "max_pending": self.limits.max_pending,
         }
 
     def close(self) -> None:
@@ -120,8 +112,8 @@ class PredictionApp:
         except RequestError as error:
             await _send_json(send, error.status, {"error": error.message})
             return
-        busy = self.pending >= self.max_pending
-        if busy or self.inflight_bytes + length > self.max_inflight_bytes:
+        busy = self.pending >= self.limits.max_pending
+        if busy or self.inflight_bytes + length > self.limits.inflight_budget:
             what = "requests" if busy else "bytes of requests"
             retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
             await _send_json(
@@ -140,11 +132,11 @@ class PredictionApp:
     async def _answer(
         self, receive: Receive, length: int
     ) -> tuple[int, dict[str, Any] | bytes, list[tuple[bytes, bytes]]]:
-        loop = asyncio.get_running_loop()
+        loop, timeout = asyncio.get_running_loop(), self.limits.request_timeout
         try:
-            body = await asyncio.wait_for(_read_body(receive, length), self.request_timeout)
+            body = await asyncio.wait_for(_read_body(receive, length), timeout)
         except asyncio.TimeoutError:
-            message = f"the request body did not arrive within {self.request_timeout:g} s"
+            message = f"the request body did not arrive within {timeout:g} s"
             return 408, {"error": message}, [(b"connection", b"close")]
         except RequestError as error:
             return error.status, {"error": error.message}, [(b"connection", b"close")]
@@ -173,12 +165,12 @@ class PredictionApp:
         text = raw.decode("latin-1")
         if not text.isdigit() or len(text) > 18:
             raise RequestError(400, f"invalid Content-Length '{text[:40]}'")
-        length = int(text)
-        if length > self.max_request_bytes:
+        length, limit = int(text), self.limits.max_request_bytes
+        if length > limit:
             close = [(b"connection", b"close")] if length > DRAIN_LIMIT else []
             raise _Refused(
                 413,
-                f"the request has {length} bytes, over the limit of {self.max_request_bytes}: "
+                f"the request has {length} bytes, over the limit of {limit}: "
                 "send fewer images per request",
                 close,
             )

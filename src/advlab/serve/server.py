@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -25,15 +24,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from advlab.errors import AdvlabError, check
 from advlab.serve.app import PredictionApp
+from advlab.serve.limits import ServeLimits
 from advlab.serve.service import ModelService
 from advlab.targets.base import OutputKind
 from advlab.targets.http_transport import is_loopback
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024
-DEFAULT_MAX_PENDING = 64
 BACKLOG = 2048
 
 
@@ -67,7 +64,7 @@ class PredictionServer:
         self.server_address: tuple[Any, ...] = sock.getsockname()
         config = uvicorn.Config(
             app,
-            http=_protocol(app.request_timeout),
+            http=_protocol(app.limits.request_timeout),
             lifespan="off",
             log_config=None,  # leave the application's logging alone
             access_log=False,
@@ -86,7 +83,7 @@ class PredictionServer:
 
     @property
     def max_request_bytes(self) -> int:
-        return self.app.max_request_bytes
+        return self.app.limits.max_request_bytes
 
     def info(self) -> dict[str, Any]:
         return self.app.info()
@@ -133,65 +130,32 @@ def make_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     output: OutputKind = "scores",
-    max_batch: int = 256,
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-    request_timeout: float = 30.0,
-    *,
-    max_pending: int = DEFAULT_MAX_PENDING,
-    max_inflight_bytes: int | None = None,
-    workers: int | None = None,
-    max_connections: int = 1000,
+    **limits: Any,
 ) -> PredictionServer:
     """A bound, not yet running server for ``model``; ``port=0`` picks a free port.
 
-    ``max_pending`` requests are admitted at once and their bodies hold at most
-    ``max_inflight_bytes`` (default: twice ``max_request_bytes``, at least 128 MiB);
-    beyond either, requests are answered 503 with ``Retry-After``. ``request_timeout`` is
-    the time a whole request body may take to arrive. ``workers`` threads decode requests.
+    ``limits`` are :class:`~advlab.serve.limits.ServeLimits`' fields (``max_batch``,
+    ``max_request_bytes``, ``request_timeout``, ``max_pending``, ``max_inflight_bytes``,
+    ``workers``, ``max_connections``), as keyword arguments.
     """
     check(0 <= port <= 65535, f"port must be in 0..65535, got {port}")
-    check(max_request_bytes >= 1024, f"max_request_bytes must be >= 1024, got {max_request_bytes}")
-    check(request_timeout > 0, f"request_timeout must be > 0 seconds, got {request_timeout}")
-    check(max_pending >= 1, f"max_pending must be >= 1, got {max_pending}")
-    inflight = max_inflight_bytes or max(DEFAULT_MAX_INFLIGHT_BYTES, 2 * max_request_bytes)
-    check(inflight >= max_request_bytes,
-          f"max_inflight_bytes ({inflight}) must be >= max_request_bytes "
-          f"({max_request_bytes})")  # fmt: skip
-    service = ModelService(model, output, max_batch)
+    bounds = ServeLimits(**limits)
+    service = ModelService(model, output, bounds.max_batch)
     sock = _listen(host, port)
-    app = PredictionApp(
-        service,
-        max_request_bytes=int(max_request_bytes),
-        request_timeout=float(request_timeout),
-        max_pending=int(max_pending),
-        max_inflight_bytes=int(inflight),
-        workers=int(workers or min(4, os.cpu_count() or 1)),
-    )
+    app = PredictionApp(service, bounds)
     if not is_loopback(host):
         log.warning("listening on %s: anyone who can reach this address can query the model", host)
-    return PredictionServer(sock, app, max(max_connections, 2 * max_pending))
+    return PredictionServer(sock, app, bounds.connections)
 
 
-def serve(
-    model: nn.Module,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    output: OutputKind = "scores",
-    max_batch: int = 256,
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-    request_timeout: float = 30.0,
-    ready: Callable[[str], None] | None = None,
-    **limits: Any,
-) -> int:
+def serve(model: nn.Module, *, ready: Callable[[str], None] | None = None, **options: Any) -> int:
     """Serve ``model`` until Ctrl-C; returns the number of images answered.
 
     ``ready`` is called with the server's URL once it listens (the CLI prints it);
-    ``limits`` are :func:`make_server`'s keyword-only bounds.
+    ``options`` are :func:`make_server`'s (host, port, output and the limits).
     """
-    server = make_server(
-        model, host, port, output, max_batch, max_request_bytes, request_timeout, **limits
-    )
-    log.info("serving %s (%s) at %s", server.service.name, output, server.url)
+    server = make_server(model, **options)
+    log.info("serving %s (%s) at %s", server.service.name, server.service.output, server.url)
     if ready is not None:
         ready(server.url)
     try:
@@ -207,37 +171,27 @@ def serve(
 def run_server(
     model_spec: str,
     weights: str | Path | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    output: OutputKind = "scores",
+    *,
     device: str | None = None,
-    max_batch: int = 256,
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-    request_timeout: float = 30.0,
     ready: Callable[[str], None] | None = None,
-    **limits: Any,
+    **options: Any,
 ) -> int:
-    """Load a model as ``advlab.models.load_model`` does and serve it until Ctrl-C."""
+    """Load a model as ``advlab.models.load_model`` does and serve it until Ctrl-C;
+    ``options`` are :func:`make_server`'s."""
     from advlab.models import load_model  # here: the server module itself needs no registry
 
-    model = load_model(model_spec, weights, device)
-    return serve(
-        model, host, port, output, max_batch, max_request_bytes, request_timeout, ready, **limits
-    )
+    return serve(load_model(model_spec, weights, device), ready=ready, **options)
 
 
 def start_server_in_thread(
-    model: nn.Module,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    output: OutputKind = "scores",
-    **options: Any,
+    model: nn.Module, *, port: int = 0, **options: Any
 ) -> tuple[PredictionServer, threading.Thread, str]:
-    """Start a server in a daemon thread; returns ``(server, thread, url)``.
+    """Start a server in a daemon thread; returns ``(server, thread, url)``. ``options``
+    are :func:`make_server`'s; ``port`` 0 (the default here) picks a free port.
 
     Stop it with ``server.shutdown(); server.server_close()``.
     """
-    server = make_server(model, host, port, output, **options)
+    server = make_server(model, port=port, **options)
     thread = threading.Thread(target=server.serve_forever, name="advlab-serve", daemon=True)
     thread.start()
     return server, thread, server.url

@@ -39,6 +39,14 @@ class Reply:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    url: str
+    body: bytes | None
+    headers: dict[str, str]
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names this machine (localhost or a loopback address)."""
     if host == "localhost":
@@ -69,7 +77,7 @@ def fetch(
     """
     origin = _origin(urllib.parse.urlsplit(url))
     for _ in range(MAX_REDIRECTS + 1):
-        reply, location = _exchange(method, url, body, headers, deadline, max_bytes)
+        reply, location = _exchange(_Request(method, url, body, headers), deadline, max_bytes)
         if location is None:
             return reply
         target = urllib.parse.urljoin(url, location)
@@ -108,17 +116,12 @@ def _connection(parts: urllib.parse.SplitResult, timeout: float) -> tuple[Any, s
     return conn, urllib.parse.urlunsplit(parts._replace(fragment=""))
 
 
-def _exchange(
-    method: str,
-    url: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    deadline: float,
-    max_bytes: int,
-) -> tuple[Reply, str | None]:
+def _exchange(request: _Request, deadline: float, max_bytes: int) -> tuple[Reply, str | None]:
+    """One request, no redirects followed: the reply, and where it redirects (or None)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise DeadlineExceeded
+    url = request.url
     conn, path = _connection(urllib.parse.urlsplit(url), remaining)
     expired = threading.Event()
 
@@ -135,7 +138,7 @@ def _exchange(
     watchdog.daemon = True
     watchdog.start()
     try:
-        conn.request(method, path, body=body, headers=headers)
+        conn.request(request.method, path, body=request.body, headers=request.headers)
         response = conn.getresponse()
         location = response.getheader("Location") if response.status in _REDIRECTS else None
         declared = response.getheader("Content-Length")

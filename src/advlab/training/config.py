@@ -170,29 +170,24 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _defaults(self) -> TrainConfig:
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.optimizer]
-        if self.name is None:
-            self.name = self.model
-        if self.out_dir is None:
-            self.out_dir = Path("runs") / self.name
+        """Writes the defaults that follow from other fields into the config (and its dump)."""
+        self.lr, self.name, self.out_dir = self.learning_rate, self.run_name, self.run_dir
         return self
 
-    # The after-validator fills these in; the properties give the type checker plain values.
     @property
     def learning_rate(self) -> float:
-        assert self.lr is not None
-        return self.lr
+        """``lr``, or the optimizer's default."""
+        return DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
 
     @property
     def run_name(self) -> str:
-        assert self.name is not None
-        return self.name
+        """``name``, or the model's."""
+        return self.model if self.name is None else self.name
 
     @property
     def run_dir(self) -> Path:
-        assert self.out_dir is not None
-        return self.out_dir
+        """``out_dir``, or ``runs/<run_name>``."""
+        return Path("runs") / self.run_name if self.out_dir is None else self.out_dir
 
     @property
     def dataset_name(self) -> str:

@@ -25,11 +25,25 @@ from advlab.workflows.base import (
 SWEEP_ALIASES = {"attack": "attacks", "eps": "epsilons"}
 
 
-class _Sweep(RunConfig):
-    """Attacks over an eps sweep: the part evaluate, defend, detect and transfer share."""
+class _Run(RunConfig):
+    """What every command but train shares: where the data lies, the seed, the batches, the
+    device and the output folder (each command its own default)."""
+
+    data_dir: str | None = None
+    seed: int = 0
+    batch_size: int = Field(default=128, gt=0)
+    device: str = "auto"
+    out: str
+
+
+class _Sweep(_Run):
+    """Attacks over an eps sweep, results in the store: the part evaluate, defend, detect and
+    transfer share."""
 
     attacks: list[AttackChoice] = Field(default_factory=lambda: [AttackChoice(name="pgd")])
     epsilons: list[float] = Field(default_factory=lambda: [0.1, 0.3])
+    store: str | None = None
+    report: bool = True
 
     @field_validator("epsilons", mode="before")
     @classmethod
@@ -64,15 +78,9 @@ class EvaluateConfig(_Sweep):
     weights: str | None = None
     target: str | None = None  # http(s)://host:port or model.onnx: attack as a black box
     dataset: str = "mnist-demo"
-    data_dir: str | None = None
     split: str = "test"
     n: int | None = Field(default=1000, gt=0)
-    seed: int = 0
-    batch_size: int = Field(default=128, gt=0)
-    device: str = "auto"
     out: str = "advlab-results"
-    store: str | None = None
-    report: bool = True
     examples: int = Field(default=8, ge=0, le=64)
     # A defense spec such as "jpeg:quality=75": adds the adaptive attacks and the checks.
     defense: str | None = None
@@ -150,10 +158,8 @@ class DefendConfig(_Sweep):
     model: str = "mnist-cnn"
     weights: str | None = None
     dataset: str = "mnist-demo"
-    data_dir: str | None = None
     split: str = "test"
     n: int | None = Field(default=200, gt=0)
-    seed: int = 0
     defenses: list[str] = Field(default_factory=list)  # preprocessing specs
     defended_models: list[str] = Field(default_factory=list)  # models trained as defenses
     detectors: list[str] = Field(default_factory=list)
@@ -170,11 +176,7 @@ class DefendConfig(_Sweep):
     check_eps: float | None = Field(default=None, gt=0)
     check_steps: int = Field(default=20, gt=0)
     check_queries: int = Field(default=200, gt=0)
-    batch_size: int = Field(default=128, gt=0)
-    device: str = "auto"
     out: str = "advlab-defend"
-    store: str | None = None
-    report: bool = True
 
     @field_validator("defenses")
     @classmethod
@@ -207,7 +209,6 @@ class DetectConfig(_Sweep):
     model: str = "mnist-cnn"
     weights: str | None = None
     dataset: str = "mnist"
-    data_dir: str | None = None
     detector: str = "squeeze"
     fpr: float = 0.05
     attacks: list[AttackChoice] = Field(
@@ -221,10 +222,6 @@ class DetectConfig(_Sweep):
     )
     adaptive: bool = True
     adaptive_steps: int = Field(default=40, gt=0)
-    batch_size: int = Field(default=128, gt=0)
-    seed: int = 0
-    device: str = "auto"
-    store: str | None = None
     out: str = "advlab-detect"
     report: bool = False
 
@@ -273,13 +270,8 @@ class TransferConfig(_Sweep):
     )
     epsilons: list[float] = Field(default_factory=list)
     dataset: str | None = None  # None: the first source's data set (registry models)
-    data_dir: str | None = None
     split: str = "test"
     n: int | None = Field(default=1000, gt=0)
-    seed: int = 0
-    batch_size: int = Field(default=128, gt=0)
-    device: str = "auto"
-    store: str | None = None
     out: str = "advlab-transfer"
     report: bool = False
 
@@ -321,20 +313,16 @@ class TransferConfig(_Sweep):
         return self
 
 
-class AttackConfig(RunConfig):
+class AttackConfig(_Run):
     """Everything ``advlab attack`` needs: one attack at one eps, examples saved as .npz."""
 
     model: str = "mnist-cnn"
     weights: str | None = None
     dataset: str = "mnist-demo"
-    data_dir: str | None = None
     split: str = "test"
     n: int | None = Field(default=100, gt=0)
     attack: AttackChoice = Field(default_factory=lambda: AttackChoice(name="pgd"))
     eps: float = 0.1
-    batch_size: int = Field(default=128, gt=0)
-    seed: int = 0
-    device: str = "auto"
     out: str = "advlab-attack"
     png: bool = False
 
