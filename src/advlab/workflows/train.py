@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advlab.errors import check
 from advlab.reports.training import write_training_report
 from advlab.training import TrainResult, train
 from advlab.training.distill import distill
 from advlab.workflows.common import prepare_folder, write_config
 from advlab.workflows.config import TrainConfig
+from advlab.workflows.distributed import distributed, on_main
 
 
 @dataclass
@@ -22,17 +24,26 @@ def run_train(config: TrainConfig, *, progress: bool = True) -> TrainOutput:
     """Train ``config`` into its ``out_dir``; the same config resumes an interrupted run.
 
     A folder holding another run is refused (by its ``config.yaml`` here, by its saved
-    state in the trainer), never overwritten.
+    state in the trainer), never overwritten. Under ``torchrun`` every rank calls this and
+    the trainer runs DistributedDataParallel; rank 0 writes (see docs/distributed.md).
     """
+    with distributed() as ranks:
+        check(ranks.world == 1 or not config.distill,
+              "defensive distillation runs in one process: start it without torchrun")  # fmt: skip
+        on_main(lambda: _prepare(config))
+        training = config.training()
+        progress = progress and ranks.main
+        if config.distill:
+            teacher, student = distill(training, progress, report=write_training_report)
+            return TrainOutput(student, teacher)
+        return TrainOutput(train(training, progress, report=write_training_report))
+
+
+def _prepare(config: TrainConfig) -> None:
     prepare_folder(config, force=None)
-    training = config.training()
     if config.distill:
         check_distillation(config)
-        write_config(config)
-        teacher, student = distill(training, progress, report=write_training_report)
-        return TrainOutput(student, teacher)
     write_config(config)
-    return TrainOutput(train(training, progress, report=write_training_report))
 
 
 def check_distillation(config: TrainConfig) -> None:
