@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,16 +35,46 @@ from advlab.targets import Target
 TARGET_STRATEGIES = ("random", "least-likely")
 
 
+class _JudgedOnRead:
+    """A field that holds a tensor, or a function that computes it the first time it is read.
+
+    Dataclasses see a descriptor without a class-level default (``__get__`` on the class
+    raises AttributeError), so the field stays a required one.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> torch.Tensor:
+        if instance is None:
+            raise AttributeError(self.slot)
+        value = instance.__dict__[self.slot]
+        if not isinstance(value, torch.Tensor):
+            value = instance.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, instance: Any, value: torch.Tensor | Callable[[], torch.Tensor]) -> None:
+        instance.__dict__[self.slot] = value
+
+
 @dataclass
 class AttackResult:
     """What an attack returns, one entry per image.
 
     ``queries`` counts the model evaluations the attack spent on each image: gradient
     computations for white-box attacks, forward queries for black-box ones.
+
+    A white-box attack judges ``success`` on the model with one forward pass when it is
+    first read, not before: evaluation (which predicts the adversarial images itself) and
+    adversarial training (which only wants the images) never pay for it. Read it before
+    you change the model's weights.
     """
 
     adversarial: torch.Tensor
-    success: torch.Tensor
+    if TYPE_CHECKING:  # what callers see: a tensor (given as one, or as a function of none)
+        success: torch.Tensor
+    else:
+        success: _JudgedOnRead = _JudgedOnRead()
     queries: torch.Tensor
     targets: torch.Tensor | None = None
 
@@ -251,12 +281,17 @@ class Attack(ABC):
         adversarial: torch.Tensor,
         queries: torch.Tensor,
     ) -> AttackResult:
-        """Clip into the ball and the box, and judge success on the model itself."""
+        """Clip into the ball and the box; success is judged on the model itself when read."""
         adversarial = self._clip(adversarial.detach(), images)
-        with torch.no_grad():
-            predictions = session(adversarial.contiguous(memory_format=layout(adversarial)))
-        success = self.is_adversarial(predictions.argmax(1), goal, targets is not None)
-        return AttackResult(adversarial, success, queries.to(torch.int64).cpu(), targets)
+        targeted = targets is not None
+
+        def judge() -> torch.Tensor:
+            with frozen_eval(session), torch.no_grad():
+                x = adversarial.contiguous(memory_format=layout(adversarial))
+                return self.is_adversarial(session(x).argmax(1), goal, targeted)
+
+        queries = queries.to(torch.int64).cpu()
+        return AttackResult(adversarial, judge, queries, targets)  # type: ignore[arg-type]
 
     @staticmethod
     def is_adversarial(
