@@ -30,11 +30,12 @@ clean images (to skip those already misclassified).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, register_attack
 from advlab.attacks.gradient import (
     GradientAscent,
     Objective,
@@ -46,6 +47,9 @@ from advlab.attacks.gradient import (
 )
 from advlab.attacks.norms import LINF, LpBall, Norm, per_image
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _TINY = 1e-12
 
@@ -242,11 +246,10 @@ class APGD(Attack):
         restarts: int = 1,
         rho: float = 0.75,
         early_stop: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
         check(eps is not None, "APGD needs an eps")
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, norm, **options)
         names = ", ".join(APGD_LOSSES)
         check(loss in APGD_LOSSES, f"unknown loss '{loss}': use one of {names}")
         check(steps >= 1, f"steps must be >= 1, got {steps}")
@@ -317,15 +320,14 @@ class APGDT(APGD):
         restarts: int = 1,
         rho: float = 0.75,
         early_stop: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        check(target is None,
+        check(options.get("target") is None,
               "apgd-t picks its own targets (the most likely other classes); "
               "use APGD(loss='dlr', target=...) to attack towards one class")  # fmt: skip
         check(n_target_classes >= 1, f"n_target_classes must be >= 1, got {n_target_classes}")
         super().__init__(eps, steps, norm, loss="dlr", restarts=restarts, rho=rho,
-                         early_stop=early_stop, seed=seed)  # fmt: skip
+                         early_stop=early_stop, **options)  # fmt: skip
         self.n_target_classes = int(n_target_classes)
 
     def _runs(

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import torch
 from torch import nn
@@ -33,6 +33,17 @@ from advlab.models.context import frozen_eval
 from advlab.targets import Target
 
 TARGET_STRATEGIES = ("random", "least-likely")
+
+
+class AttackOptions(TypedDict, total=False):
+    """The keyword options every attack takes (their defaults: :class:`Attack`'s ``__init__``).
+
+    A subclass ends its signature with ``**options: Unpack[AttackOptions]`` and passes them
+    on; its signature as :mod:`inspect` sees it (``config()``, ``advlab attacks``) names them.
+    """
+
+    target: str | None
+    seed: int | None
 
 
 @dataclass
@@ -146,6 +157,12 @@ class Attack(ABC):
     name: ClassVar[str] = ""
     #: White-box attacks read gradients; black-box ones never may.
     needs_gradients: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            init.__signature__ = _with_options(inspect.signature(init))
 
     def __init__(
         self,
@@ -286,6 +303,16 @@ class Attack(ABC):
         torch.set_rng_state(state[0])
         if state[1] is not None:
             torch.cuda.set_rng_state(state[1])
+
+
+def _with_options(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` with its ``**options`` spelled out as :class:`AttackOptions`, by name."""
+    *named, last = signature.parameters.values()
+    if last.kind is not inspect.Parameter.VAR_KEYWORD:
+        return signature
+    shared = inspect.signature(Attack.__init__).parameters
+    options = [shared[key] for key in AttackOptions.__annotations__]
+    return signature.replace(parameters=[*named, *options])
 
 
 def _model_dtype(model: Any, images: torch.Tensor) -> torch.dtype:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, register_attack
 from advlab.attacks.gradient import GradientAscent, SteepestAscent, cross_entropy, start_in_ball
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @register_attack
@@ -28,10 +33,9 @@ class FGSM(Attack):
         *,
         random_start: bool = False,
         alpha: float | None = None,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, norm, **options)
         check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
         self.random_start = random_start
         self.alpha = alpha

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, register_attack
 from advlab.attacks.gradient import GradientAscent, Momentum, cross_entropy, start_in_ball
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @register_attack
@@ -31,10 +36,9 @@ class MIM(Attack):
         norm: Norm = LINF,
         *,
         random_start: bool = False,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, norm, **options)
         check(steps >= 1, f"steps must be >= 1, got {steps}")
         check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
         check(decay >= 0, f"decay must be >= 0, got {decay}")

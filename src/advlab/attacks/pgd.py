@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, register_attack
 from advlab.attacks.gradient import (
     OBJECTIVES,
     GradientAscent,
@@ -16,6 +18,9 @@ from advlab.attacks.gradient import (
 )
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: The losses PGD can ascend, by name.
 LOSSES = tuple(OBJECTIVES)
@@ -48,10 +53,9 @@ class PGD(Attack):
         restarts: int = 1,
         early_stop: bool = False,
         loss: str = "ce",
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, norm, **options)
         check(loss in OBJECTIVES, f"unknown loss '{loss}': use one of {', '.join(LOSSES)}")
         self.loss = loss
         self.early_stop = bool(early_stop)
@@ -93,11 +97,9 @@ class BIM(PGD):
         alpha: float | None = None,
         steps: int = 10,
         norm: Norm = LINF,
-        *,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, alpha, steps, norm, random_start=False, target=target, seed=seed)
+        super().__init__(eps, alpha, steps, norm, random_start=False, **options)
 
     def step_size(self) -> float:
         assert self.eps is not None

@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, register_attack
 from advlab.attacks.gradient import (
     GradientAscent,
     Objective,
@@ -39,6 +39,9 @@ from advlab.defenses.detectors.binary import BinaryDetector
 from advlab.defenses.detectors.squeezing import FeatureSqueezingDetector, l1_distances
 from advlab.errors import check
 from advlab.models.context import frozen_eval
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: The squeezing-aware attack's joint outputs: the logits of the image and of each squeezed copy.
 Views = tuple[torch.Tensor, Sequence[torch.Tensor]]
@@ -105,10 +108,9 @@ class DetectorAwareAttack(Attack):
         penalty: float = 10.0,
         kappa: float = 5.0,
         random_start: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, norm, **options)
         check(
             isinstance(detector, self.detector_type),
             f"{type(self).__name__} attacks a {self.detector_type.__name__}, "
@@ -272,11 +274,10 @@ class DetectorAwarePGD(DetectorAwareAttack):
         kappa: float = 5.0,
         slack: float = 1.0,
         random_start: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
         super().__init__(detector, eps, alpha, steps, norm, penalty=penalty, kappa=kappa,
-                         random_start=random_start, target=target, seed=seed)  # fmt: skip
+                         random_start=random_start, **options)  # fmt: skip
         check(penalty >= 0 and kappa > 0 and slack >= 0, "need penalty >= 0, kappa > 0, slack >= 0")
         self.slack = float(slack)
 
