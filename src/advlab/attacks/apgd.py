@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, AttackOptions, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.gradient import (
     GradientAscent,
     Objective,
@@ -252,8 +252,7 @@ class APGD(Attack):
         super().__init__(eps, norm, **options)
         names = ", ".join(APGD_LOSSES)
         check(loss in APGD_LOSSES, f"unknown loss '{loss}': use one of {names}")
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(restarts >= 1, f"restarts must be >= 1, got {restarts}")
+        check_counts(steps=steps, restarts=restarts)
         check(0 < rho <= 1, f"rho must be in (0, 1], got {rho}")
         self.steps, self.loss, self.restarts = int(steps), loss, int(restarts)
         self.rho, self.early_stop = float(rho), bool(early_stop)
@@ -325,7 +324,7 @@ class APGDT(APGD):
         check(options.get("target") is None,
               "apgd-t picks its own targets (the most likely other classes); "
               "use APGD(loss='dlr', target=...) to attack towards one class")  # fmt: skip
-        check(n_target_classes >= 1, f"n_target_classes must be >= 1, got {n_target_classes}")
+        check_counts(n_target_classes=n_target_classes)
         super().__init__(eps, steps, norm, loss="dlr", restarts=restarts, rho=rho,
                          early_stop=early_stop, **options)  # fmt: skip
         self.n_target_classes = int(n_target_classes)

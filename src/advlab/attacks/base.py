@@ -115,6 +115,12 @@ def check_eps(eps: float | None, norm: str) -> None:
     ball.check_eps(eps)
 
 
+def check_counts(**counts: int) -> None:
+    """Each of ``counts`` (steps, restarts, ...) is at least 1."""
+    for key, value in counts.items():
+        check(value >= 1, f"{key} must be >= 1, got {value}")
+
+
 def pick_targets(
     strategy: str | None,
     labels: torch.Tensor,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, AttackOptions, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 
@@ -48,10 +48,10 @@ class DeepFool(Attack):
         num_candidates: int = 10,
         **options: Unpack[AttackOptions],
     ) -> None:
-        check(options.get("target") is None, "DeepFool is untargeted: drop target=..., or use PGD or MIM "
-              "for a targeted attack")  # fmt: skip
+        check(options.get("target") is None, "DeepFool is untargeted: drop target=..., or use "
+              "PGD or MIM for a targeted attack")  # fmt: skip
         super().__init__(eps, norm, **options)
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
+        check_counts(steps=steps)
         check(overshoot >= 0, f"overshoot must be >= 0, got {overshoot}")
         check(num_candidates >= 2, f"num_candidates must be >= 2, got {num_candidates}")
         self.steps = int(steps)

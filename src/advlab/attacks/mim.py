@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, AttackOptions, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.gradient import GradientAscent, Momentum, cross_entropy, start_in_ball
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
@@ -39,7 +39,7 @@ class MIM(Attack):
         **options: Unpack[AttackOptions],
     ) -> None:
         super().__init__(eps, norm, **options)
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
+        check_counts(steps=steps)
         check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
         check(decay >= 0, f"decay must be >= 0, got {decay}")
         self.alpha = alpha

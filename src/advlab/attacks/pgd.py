@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, AttackOptions, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.gradient import (
     OBJECTIVES,
     GradientAscent,
@@ -59,8 +59,7 @@ class PGD(Attack):
         check(loss in OBJECTIVES, f"unknown loss '{loss}': use one of {', '.join(LOSSES)}")
         self.loss = loss
         self.early_stop = bool(early_stop)
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(restarts >= 1, f"restarts must be >= 1, got {restarts}")
+        check_counts(steps=steps, restarts=restarts)
         check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
         self.alpha = alpha
         self.steps = int(steps)

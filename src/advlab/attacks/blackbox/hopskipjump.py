@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from advlab.attacks.base import AttackOptions, register_attack
+from advlab.attacks.base import AttackOptions, check_counts, register_attack
 from advlab.attacks.blackbox.base import BlackBoxAttack
 from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
@@ -63,11 +63,11 @@ class HopSkipJump(BlackBoxAttack):
         early_stop: bool = True,
         **options: Unpack[AttackOptions],
     ) -> None:
-        check(options.get("target") != "least-likely", "HopSkipJump sees labels only, so it cannot rank "
-              "classes: use target='random' or pass targets explicitly")  # fmt: skip
+        check(options.get("target") != "least-likely",
+              "HopSkipJump sees labels only, so it cannot rank classes: use target='random' "
+              "or pass targets explicitly")  # fmt: skip
         super().__init__(eps, norm, max_queries=max_queries, **options)
-        check(num_iterations >= 1, f"num_iterations must be >= 1, got {num_iterations}")
-        check(init_evals >= 1, f"init_evals must be >= 1, got {init_evals}")
+        check_counts(num_iterations=num_iterations, init_evals=init_evals)
         check(max_num_evals >= init_evals,
               f"max_num_evals must be >= init_evals={init_evals}, got {max_num_evals}")  # fmt: skip
         check(gamma > 0, f"gamma must be > 0, got {gamma}")

@@ -74,7 +74,9 @@ class Transfer(BlackBoxAttack):
         self.attack = attack_cls.name
         self.attack_params = dict(attack_params or {})
         try:
-            self._crafter: Attack = attack_cls(eps=eps, norm=norm, seed=self.seed, **self.attack_params)
+            self._crafter: Attack = attack_cls(
+                eps=eps, norm=norm, seed=self.seed, **self.attack_params
+            )
         except TypeError as error:
             raise AdvlabError(f"bad attack_params for '{attack}': {error}") from None
         # What config() reports: names, not modules.
