@@ -39,7 +39,7 @@ class AttackOptions(TypedDict, total=False):
     """The keyword options every attack takes (their defaults: :class:`Attack`'s ``__init__``).
 
     A subclass ends its signature with ``**options: Unpack[AttackOptions]`` and passes them
-    on; its signature as :mod:`inspect` sees it (``config()``, ``advlab attacks``) names them.
+    on (see :meth:`Attack.__init_subclass__` for how its signature still names them).
     """
 
     target: str | None
@@ -165,10 +165,19 @@ class Attack(ABC):
     needs_gradients: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Spell out what a subclass's ``__init__`` passes on, in its signature.
+
+        The signature :mod:`inspect` sees lists every parameter by name: ``config()``,
+        ``advlab attacks`` and ``help()`` read it. ``**options`` stands for
+        :class:`AttackOptions`; a subclass of a concrete attack writes only the parameters
+        it adds, and ``*args`` and ``**kwargs`` stand for its parent's positional and
+        keyword-only parameters that it does not name itself.
+        """
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None:
-            init.__signature__ = _with_options(inspect.signature(init))
+            parent = inspect.signature(super(cls, cls).__init__)
+            init.__signature__ = _spelled_out(inspect.signature(init), parent)
 
     def __init__(
         self,
@@ -311,14 +320,21 @@ class Attack(ABC):
             torch.cuda.set_rng_state(state[1])
 
 
-def _with_options(signature: inspect.Signature) -> inspect.Signature:
-    """``signature`` with its ``**options`` spelled out as :class:`AttackOptions`, by name."""
-    *named, last = signature.parameters.values()
-    if last.kind is not inspect.Parameter.VAR_KEYWORD:
-        return signature
-    shared = inspect.signature(Attack.__init__).parameters
-    options = [shared[key] for key in AttackOptions.__annotations__]
-    return signature.replace(parameters=[*named, *options])
+def _spelled_out(own: inspect.Signature, parent: inspect.Signature) -> inspect.Signature:
+    """``own`` with ``*args``, ``**kwargs`` and ``**options`` replaced by what they carry."""
+    kind = inspect.Parameter
+    inherited = [p for p in parent.parameters.values() if p.name not in own.parameters]
+    carried = {
+        kind.VAR_POSITIONAL: [p for p in inherited if p.kind is kind.POSITIONAL_OR_KEYWORD],
+        kind.VAR_KEYWORD: [p for p in inherited if p.kind is kind.KEYWORD_ONLY],
+    }
+    parameters: list[inspect.Parameter] = []
+    for p in own.parameters.values():
+        if p.kind is kind.VAR_KEYWORD and p.name == "options":
+            parameters += [q for q in carried[p.kind] if q.name in AttackOptions.__annotations__]
+        else:
+            parameters += carried.get(p.kind, [p])
+    return own.replace(parameters=parameters)
 
 
 def _model_dtype(model: Any, images: torch.Tensor) -> torch.dtype:
