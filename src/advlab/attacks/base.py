@@ -324,16 +324,17 @@ def _spelled_out(own: inspect.Signature, parent: inspect.Signature) -> inspect.S
     """``own`` with ``*args``, ``**kwargs`` and ``**options`` replaced by what they carry."""
     kind = inspect.Parameter
     inherited = [p for p in parent.parameters.values() if p.name not in own.parameters]
-    carried = {
-        kind.VAR_POSITIONAL: [p for p in inherited if p.kind is kind.POSITIONAL_OR_KEYWORD],
-        kind.VAR_KEYWORD: [p for p in inherited if p.kind is kind.KEYWORD_ONLY],
-    }
     parameters: list[inspect.Parameter] = []
     for p in own.parameters.values():
-        if p.kind is kind.VAR_KEYWORD and p.name == "options":
-            parameters += [q for q in carried[p.kind] if q.name in AttackOptions.__annotations__]
+        if p.kind is kind.VAR_POSITIONAL:
+            parameters += [q for q in inherited if q.kind is kind.POSITIONAL_OR_KEYWORD]
+        elif p.kind is kind.VAR_KEYWORD:
+            keywords = [q for q in inherited if q.kind is kind.KEYWORD_ONLY]
+            if p.name == "options":  # **options: Unpack[AttackOptions]
+                keywords = [q for q in keywords if q.name in AttackOptions.__annotations__]
+            parameters += keywords
         else:
-            parameters += carried.get(p.kind, [p])
+            parameters.append(p)
     return own.replace(parameters=parameters)
 
 
