@@ -29,8 +29,9 @@ clean images (to skip those already misclassified).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -223,18 +224,15 @@ class APGDStep(Update):
 
 
 # -- the attacks ----------------------------------------------------------------------------
-@register_attack
-class APGD(Attack):
-    """Auto-PGD: ``steps`` steps with a self-tuning step size and momentum (see the module).
+class AutoPGD(Attack):
+    """APGD's loop over the descents :meth:`_runs` yields, each on the images still robust.
 
-    ``loss`` is "ce" (cross-entropy, AutoAttack's APGD-CE) or "dlr". ``restarts`` > 1 runs
-    again from a new random start on the images not yet fooled. With ``early_stop`` an
-    image stops at its first adversarial point (the result is the same: APGD keeps the
-    first one anyway); ``early_stop=False`` runs every image all steps without a host sync
-    per step. Costs ``steps`` gradient evaluations per image and restart.
+    ``restarts`` > 1 runs again from a new random start on the images not yet fooled.
+    With ``early_stop`` an image stops at its first adversarial point (the result is the
+    same: APGD keeps the first one anyway); ``early_stop=False`` runs every image all
+    steps without a host sync per step. Costs ``steps`` gradient evaluations per image
+    and descent.
     """
-
-    name = "apgd"
 
     def __init__(
         self,
@@ -242,7 +240,6 @@ class APGD(Attack):
         steps: int = 100,
         norm: Norm = LINF,
         *,
-        loss: str = "ce",
         restarts: int = 1,
         rho: float = 0.75,
         early_stop: bool = True,
@@ -250,21 +247,16 @@ class APGD(Attack):
     ) -> None:
         check(eps is not None, "APGD needs an eps")
         super().__init__(eps, norm, **options)
-        names = ", ".join(APGD_LOSSES)
-        check(loss in APGD_LOSSES, f"unknown loss '{loss}': use one of {names}")
         check_counts(steps=steps, restarts=restarts)
         check(0 < rho <= 1, f"rho must be in (0, 1], got {rho}")
-        self.steps, self.loss, self.restarts = int(steps), loss, int(restarts)
+        self.steps, self.restarts = int(steps), int(restarts)
         self.rho, self.early_stop = float(rho), bool(early_stop)
 
+    @abstractmethod
     def _runs(
         self, logits: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> Iterator[tuple[torch.Tensor, Objective, Success]]:
         """Each descent: its per-image goal, objective and success test."""
-        check(self.loss != "dlr" or logits.shape[1] >= (4 if targeted else 3),
-              f"the DLR loss needs at least {4 if targeted else 3} classes")  # fmt: skip
-        for _ in range(self.restarts):
-            yield goal, APGD_LOSSES[self.loss](targeted), misclassified(targeted)
 
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
@@ -298,7 +290,32 @@ class APGD(Attack):
 
 
 @register_attack
-class APGDT(APGD):
+class APGD(AutoPGD):
+    """Auto-PGD: ``steps`` steps with a self-tuning step size and momentum (see the module).
+
+    ``loss`` is "ce" (cross-entropy, AutoAttack's APGD-CE) or "dlr"; the other parameters
+    are :class:`AutoPGD`'s. Costs ``steps`` gradient evaluations per image and restart.
+    """
+
+    name = "apgd"
+
+    def __init__(self, *args: Any, loss: str = "ce", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = ", ".join(APGD_LOSSES)
+        check(loss in APGD_LOSSES, f"unknown loss '{loss}': use one of {names}")
+        self.loss = loss
+
+    def _runs(
+        self, logits: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> Iterator[tuple[torch.Tensor, Objective, Success]]:
+        check(self.loss != "dlr" or logits.shape[1] >= (4 if targeted else 3),
+              f"the DLR loss needs at least {4 if targeted else 3} classes")  # fmt: skip
+        for _ in range(self.restarts):
+            yield goal, APGD_LOSSES[self.loss](targeted), misclassified(targeted)
+
+
+@register_attack
+class APGDT(AutoPGD):
     """APGD-T (AutoAttack): targeted DLR towards each of the top other classes in turn.
 
     Untargeted in its goal: an image counts as broken once misclassified as any class.
@@ -309,24 +326,12 @@ class APGDT(APGD):
 
     name = "apgd-t"
 
-    def __init__(
-        self,
-        eps: float = 8 / 255,
-        steps: int = 100,
-        norm: Norm = LINF,
-        *,
-        n_target_classes: int = 9,
-        restarts: int = 1,
-        rho: float = 0.75,
-        early_stop: bool = True,
-        **options: Unpack[AttackOptions],
-    ) -> None:
-        check(options.get("target") is None,
+    def __init__(self, *args: Any, n_target_classes: int = 9, **kwargs: Any) -> None:
+        check(kwargs.get("target") is None,
               "apgd-t picks its own targets (the most likely other classes); "
               "use APGD(loss='dlr', target=...) to attack towards one class")  # fmt: skip
         check_counts(n_target_classes=n_target_classes)
-        super().__init__(eps, steps, norm, loss="dlr", restarts=restarts, rho=rho,
-                         early_stop=early_stop, **options)  # fmt: skip
+        super().__init__(*args, **kwargs)
         self.n_target_classes = int(n_target_classes)
 
     def _runs(
