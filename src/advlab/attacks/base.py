@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import torch
 from torch import nn
@@ -31,6 +31,9 @@ from advlab.attacks.norms import LINF, LpBall, Norm, get_norm
 from advlab.errors import AdvlabError, check
 from advlab.models.context import frozen_eval
 from advlab.targets import Target
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 TARGET_STRATEGIES = ("random", "least-likely")
 
@@ -178,6 +181,16 @@ class Attack(ABC):
         if init is not None:
             parent = inspect.signature(super(cls, cls).__init__)
             init.__signature__ = _spelled_out(inspect.signature(init), parent)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Check the call against the spelled-out signature, which is the attack's contract:
+        what ``**options`` and ``**kwargs`` pass on, a parent may accept for other reasons."""
+        if args or kwargs:  # (copy and pickle call it bare)
+            try:
+                inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{cls.__name__}.__init__() {error}") from None
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """BIM / I-FGSM (Kurakin et al. 2017) and PGD (Madry et al. 2018): iterated FGSM steps.
 
-Both are :class:`IterativeFGSM`: ``steps`` gradient steps of size ``alpha``, each projected
-into the ball. BIM starts at the image; PGD adds a random start, restarts, early stopping
-and a choice of loss, and its larger default step.
+Both are :class:`IterativeFGSM` (as are FGSM, one step, and MIM, with momentum): ``steps``
+gradient steps of size ``alpha``, each projected into the ball. BIM starts at the image;
+PGD adds a random start, restarts, early stopping, a choice of loss and a larger step.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ LOSSES = tuple(OBJECTIVES)
 class IterativeFGSM(Attack):
     """``steps`` FGSM steps of size ``alpha`` (default ``eps / steps``), each projected.
 
-    The loop of FGSM, BIM, PGD and MIM. Without PGD's options it starts at the image, runs once,
-    every image all steps, and ascends the cross-entropy.
+    The loop of FGSM, BIM, PGD and MIM. Without PGD's options (these class attributes) it
+    starts at the image, runs once, every image all steps, and ascends the cross-entropy.
     """
 
     random_start: bool = False
@@ -76,6 +76,7 @@ class IterativeFGSM(Attack):
         return loop.run(model, images, goal)
 
     def _update(self) -> Update:
+        """How a step follows the gradient (MIM: with momentum)."""
         return SteepestAscent(self.ball, self.step_size())
 
 
