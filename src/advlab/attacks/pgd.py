@@ -82,7 +82,7 @@ class IterativeFGSM(Attack):
 
 @register_attack
 class BIM(IterativeFGSM):
-    """Basic iterative method: projected FGSM steps from the image, ``eps / steps`` each."""
+    """Basic iterative method: PGD without a random start, step ``eps / steps`` by default."""
 
     name = "bim"
 
