@@ -29,12 +29,14 @@ clean images (to skip those already misclassified).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.gradient import (
     GradientAscent,
     Objective,
@@ -46,6 +48,9 @@ from advlab.attacks.gradient import (
 )
 from advlab.attacks.norms import LINF, LpBall, Norm, per_image
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _TINY = 1e-12
 
@@ -219,18 +224,15 @@ class APGDStep(Update):
 
 
 # -- the attacks ----------------------------------------------------------------------------
-@register_attack
-class APGD(Attack):
-    """Auto-PGD: ``steps`` steps with a self-tuning step size and momentum (see the module).
+class AutoPGD(Attack):
+    """APGD's loop over the descents :meth:`_runs` yields, each on the images still robust.
 
-    ``loss`` is "ce" (cross-entropy, AutoAttack's APGD-CE) or "dlr". ``restarts`` > 1 runs
-    again from a new random start on the images not yet fooled. With ``early_stop`` an
-    image stops at its first adversarial point (the result is the same: APGD keeps the
-    first one anyway); ``early_stop=False`` runs every image all steps without a host sync
-    per step. Costs ``steps`` gradient evaluations per image and restart.
+    ``restarts`` > 1 runs again from a new random start on the images not yet fooled.
+    With ``early_stop`` an image stops at its first adversarial point (the result is the
+    same: APGD keeps the first one anyway); ``early_stop=False`` runs every image all
+    steps without a host sync per step. Costs ``steps`` gradient evaluations per image
+    and descent.
     """
-
-    name = "apgd"
 
     def __init__(
         self,
@@ -238,31 +240,23 @@ class APGD(Attack):
         steps: int = 100,
         norm: Norm = LINF,
         *,
-        loss: str = "ce",
         restarts: int = 1,
         rho: float = 0.75,
         early_stop: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
         check(eps is not None, "APGD needs an eps")
-        super().__init__(eps, norm, target=target, seed=seed)
-        names = ", ".join(APGD_LOSSES)
-        check(loss in APGD_LOSSES, f"unknown loss '{loss}': use one of {names}")
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(restarts >= 1, f"restarts must be >= 1, got {restarts}")
+        super().__init__(eps, norm, **options)
+        check_counts(steps=steps, restarts=restarts)
         check(0 < rho <= 1, f"rho must be in (0, 1], got {rho}")
-        self.steps, self.loss, self.restarts = int(steps), loss, int(restarts)
+        self.steps, self.restarts = int(steps), int(restarts)
         self.rho, self.early_stop = float(rho), bool(early_stop)
 
+    @abstractmethod
     def _runs(
         self, logits: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> Iterator[tuple[torch.Tensor, Objective, Success]]:
         """Each descent: its per-image goal, objective and success test."""
-        check(self.loss != "dlr" or logits.shape[1] >= (4 if targeted else 3),
-              f"the DLR loss needs at least {4 if targeted else 3} classes")  # fmt: skip
-        for _ in range(self.restarts):
-            yield goal, APGD_LOSSES[self.loss](targeted), misclassified(targeted)
 
     def _run(
         self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
@@ -296,7 +290,32 @@ class APGD(Attack):
 
 
 @register_attack
-class APGDT(APGD):
+class APGD(AutoPGD):
+    """Auto-PGD: ``steps`` steps with a self-tuning step size and momentum (see the module).
+
+    ``loss`` is "ce" (cross-entropy, AutoAttack's APGD-CE) or "dlr"; the other parameters
+    are :class:`AutoPGD`'s. Costs ``steps`` gradient evaluations per image and restart.
+    """
+
+    name = "apgd"
+
+    def __init__(self, *args: Any, loss: str = "ce", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = ", ".join(APGD_LOSSES)
+        check(loss in APGD_LOSSES, f"unknown loss '{loss}': use one of {names}")
+        self.loss = loss
+
+    def _runs(
+        self, logits: torch.Tensor, goal: torch.Tensor, targeted: bool
+    ) -> Iterator[tuple[torch.Tensor, Objective, Success]]:
+        check(self.loss != "dlr" or logits.shape[1] >= (4 if targeted else 3),
+              f"the DLR loss needs at least {4 if targeted else 3} classes")  # fmt: skip
+        for _ in range(self.restarts):
+            yield goal, APGD_LOSSES[self.loss](targeted), misclassified(targeted)
+
+
+@register_attack
+class APGDT(AutoPGD):
     """APGD-T (AutoAttack): targeted DLR towards each of the top other classes in turn.
 
     Untargeted in its goal: an image counts as broken once misclassified as any class.
@@ -307,25 +326,12 @@ class APGDT(APGD):
 
     name = "apgd-t"
 
-    def __init__(
-        self,
-        eps: float = 8 / 255,
-        steps: int = 100,
-        norm: Norm = LINF,
-        *,
-        n_target_classes: int = 9,
-        restarts: int = 1,
-        rho: float = 0.75,
-        early_stop: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
-    ) -> None:
-        check(target is None,
+    def __init__(self, *args: Any, n_target_classes: int = 9, **kwargs: Any) -> None:
+        check(kwargs.get("target") is None,
               "apgd-t picks its own targets (the most likely other classes); "
               "use APGD(loss='dlr', target=...) to attack towards one class")  # fmt: skip
-        check(n_target_classes >= 1, f"n_target_classes must be >= 1, got {n_target_classes}")
-        super().__init__(eps, steps, norm, loss="dlr", restarts=restarts, rho=rho,
-                         early_stop=early_stop, seed=seed)  # fmt: skip
+        check_counts(n_target_classes=n_target_classes)
+        super().__init__(*args, **kwargs)
         self.n_target_classes = int(n_target_classes)
 
     def _runs(

@@ -20,73 +20,33 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 import torch
 from torch import nn
 
 from advlab.attacks.gradient import layout
 from advlab.attacks.norms import LINF, LpBall, Norm, get_norm
+from advlab.attacks.result import AttackResult
 from advlab.errors import AdvlabError, check
 from advlab.models.context import frozen_eval
 from advlab.targets import Target
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 TARGET_STRATEGIES = ("random", "least-likely")
 
 
-class _JudgedOnRead:
-    """A field that holds a tensor, or a function that computes it the first time it is read.
+class AttackOptions(TypedDict, total=False):
+    """The keyword options every attack takes (their defaults: :class:`Attack`'s ``__init__``).
 
-    Dataclasses see a descriptor without a class-level default (``__get__`` on the class
-    raises AttributeError), so the field stays a required one.
+    A subclass ends its signature with ``**options: Unpack[AttackOptions]`` and passes them
+    on (see :meth:`Attack.__init_subclass__` for how its signature still names them).
     """
 
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.slot = f"_{name}"
-
-    def __get__(self, instance: Any, owner: type | None = None) -> torch.Tensor:
-        if instance is None:
-            raise AttributeError(self.slot)
-        value = instance.__dict__[self.slot]
-        if not isinstance(value, torch.Tensor):
-            value = instance.__dict__[self.slot] = value()
-        return value
-
-    def __set__(self, instance: Any, value: torch.Tensor | Callable[[], torch.Tensor]) -> None:
-        instance.__dict__[self.slot] = value
-
-
-@dataclass
-class AttackResult:
-    """What an attack returns, one entry per image.
-
-    ``queries`` counts the model evaluations the attack spent on each image: gradient
-    computations for white-box attacks, forward queries for black-box ones.
-
-    A white-box attack judges ``success`` on the model with one forward pass when it is
-    first read, not before: evaluation (which predicts the adversarial images itself) and
-    adversarial training (which only wants the images) never pay for it. Read it before
-    you change the model's weights.
-    """
-
-    adversarial: torch.Tensor
-    if TYPE_CHECKING:  # what callers see: a tensor (given as one, or as a function of none)
-        success: torch.Tensor
-    else:
-        success: _JudgedOnRead = _JudgedOnRead()
-    queries: torch.Tensor
-    targets: torch.Tensor | None = None
-
-    @property
-    def success_rate(self) -> float:
-        return float(self.success.float().mean()) if self.success.numel() else 0.0
-
-    def _repr_html_(self) -> str:
-        """Jupyter shows the first adversarial examples as an image grid."""
-        from advlab.attacks.display import result_html
-
-        return result_html(self)
+    target: str | None
+    seed: int | None
 
 
 def check_inputs(images: Any, labels: Any, model: Any = None, targets: Any = None) -> None:
@@ -134,6 +94,12 @@ def check_eps(eps: float | None, norm: str) -> None:
     ball.check_eps(eps)
 
 
+def check_counts(**counts: int) -> None:
+    """Each of ``counts`` (steps, restarts, ...) is at least 1."""
+    for key, value in counts.items():
+        check(value >= 1, f"{key} must be >= 1, got {value}")
+
+
 def pick_targets(
     strategy: str | None,
     labels: torch.Tensor,
@@ -176,6 +142,31 @@ class Attack(ABC):
     name: ClassVar[str] = ""
     #: White-box attacks read gradients; black-box ones never may.
     needs_gradients: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Spell out what a subclass's ``__init__`` passes on, in its signature.
+
+        The signature :mod:`inspect` sees lists every parameter by name: ``config()``,
+        ``advlab attacks`` and ``help()`` read it. ``**options`` stands for
+        :class:`AttackOptions`; a subclass of a concrete attack writes only the parameters
+        it adds, and ``*args`` and ``**kwargs`` stand for its parent's positional and
+        keyword-only parameters that it does not name itself.
+        """
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            parent = inspect.signature(super(cls, cls).__init__)
+            init.__signature__ = _spelled_out(inspect.signature(init), parent)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        """Check the call against the spelled-out signature, which is the attack's contract:
+        what ``**options`` and ``**kwargs`` pass on, a parent may accept for other reasons."""
+        if args or kwargs:  # (copy and pickle call it bare)
+            try:
+                inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{cls.__name__}.__init__() {error}") from None
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -321,6 +312,24 @@ class Attack(ABC):
         torch.set_rng_state(state[0])
         if state[1] is not None:
             torch.cuda.set_rng_state(state[1])
+
+
+def _spelled_out(own: inspect.Signature, parent: inspect.Signature) -> inspect.Signature:
+    """``own`` with ``*args``, ``**kwargs`` and ``**options`` replaced by what they carry."""
+    kind = inspect.Parameter
+    inherited = [p for p in parent.parameters.values() if p.name not in own.parameters]
+    parameters: list[inspect.Parameter] = []
+    for p in own.parameters.values():
+        if p.kind is kind.VAR_POSITIONAL:
+            parameters += [q for q in inherited if q.kind is kind.POSITIONAL_OR_KEYWORD]
+        elif p.kind is kind.VAR_KEYWORD:
+            keywords = [q for q in inherited if q.kind is kind.KEYWORD_ONLY]
+            if p.name == "options":  # **options: Unpack[AttackOptions]
+                keywords = [q for q in keywords if q.name in AttackOptions.__annotations__]
+            parameters += keywords
+        else:
+            parameters.append(p)
+    return own.replace(parameters=parameters)
 
 
 def _model_dtype(model: Any, images: torch.Tensor) -> torch.dtype:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _TINY = 1e-12
 # Added to each step's length so that it lands past the linearized boundary, not on it
@@ -41,13 +46,12 @@ class DeepFool(Attack):
         steps: int = 50,
         overshoot: float = 0.02,
         num_candidates: int = 10,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        check(target is None, "DeepFool is untargeted: drop target=..., or use PGD or MIM "
-              "for a targeted attack")  # fmt: skip
-        super().__init__(eps, norm, target=None, seed=seed)
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
+        check(options.get("target") is None, "DeepFool is untargeted: drop target=..., or use "
+              "PGD or MIM for a targeted attack")  # fmt: skip
+        super().__init__(eps, norm, **options)
+        check_counts(steps=steps)
         check(overshoot >= 0, f"overshoot must be >= 0, got {overshoot}")
         check(num_candidates >= 2, f"num_candidates must be >= 2, got {num_candidates}")
         self.steps = int(steps)

@@ -18,15 +18,20 @@ are the clean image's most likely other classes, each run on the images still ro
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from advlab.attacks.apgd import top_target_pairs
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.gradient import GradientAscent, Update
 from advlab.attacks.norms import LINF, LpBall, Norm, per_image
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _TINY = 1e-12
 
@@ -147,15 +152,15 @@ class FABT(Attack):
         alpha_max: float = 0.1,
         eta: float = 1.05,
         beta: float = 0.9,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
         check(eps is not None, "FAB-T needs an eps")
-        check(target is None, "fab-t picks its own targets (the most likely other classes)")
-        super().__init__(eps, norm, seed=seed)
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(restarts >= 1, f"restarts must be >= 1, got {restarts}")
-        check(n_target_classes >= 1, f"n_target_classes must be >= 1, got {n_target_classes}")
+        check(
+            options.get("target") is None,
+            "fab-t picks its own targets (the most likely other classes)",
+        )
+        super().__init__(eps, norm, **options)
+        check_counts(steps=steps, restarts=restarts, n_target_classes=n_target_classes)
         self.steps, self.restarts = int(steps), int(restarts)
         self.n_target_classes = int(n_target_classes)
         self.alpha_max, self.eta, self.beta = float(alpha_max), float(eta), float(beta)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from advlab.attacks.base import Attack, register_attack
-from advlab.attacks.gradient import GradientAscent, Momentum, cross_entropy, start_in_ball
+from advlab.attacks.base import AttackOptions, register_attack
+from advlab.attacks.gradient import Momentum, Update
 from advlab.attacks.norms import LINF, Norm
+from advlab.attacks.pgd import IterativeFGSM
 from advlab.errors import check
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @register_attack
-class MIM(Attack):
+class MIM(IterativeFGSM):
     """Iterative FGSM whose step follows an accumulated, L1-normalized gradient.
 
     Each step adds ``grad / mean(|grad|)`` to a momentum buffer decayed by ``decay`` and
@@ -31,29 +34,12 @@ class MIM(Attack):
         norm: Norm = LINF,
         *,
         random_start: bool = False,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
+        super().__init__(eps, alpha, steps, norm, **options)
         check(decay >= 0, f"decay must be >= 0, got {decay}")
-        self.alpha = alpha
-        self.steps = int(steps)
         self.decay = float(decay)
         self.random_start = random_start
 
-    def step_size(self) -> float:
-        assert self.eps is not None
-        return self.alpha if self.alpha is not None else self.eps / self.steps
-
-    def _run(
-        self, model: nn.Module, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        assert self.eps is not None
-        loop = GradientAscent(
-            self.ball, self.eps, self.steps, objective=cross_entropy(targeted),
-            update=Momentum(self.ball, self.step_size(), self.decay),
-            start=start_in_ball(self.ball, self.eps) if self.random_start else None,
-        )  # fmt: skip
-        return loop.run(model, images, goal)
+    def _update(self) -> Update:
+        return Momentum(self.ball, self.step_size(), self.decay)

@@ -6,15 +6,18 @@ import numbers
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from advlab.attacks.base import Attack, AttackResult, check_inputs
+from advlab.attacks.base import Attack, AttackOptions, AttackResult, check_inputs
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
 from advlab.targets import QueryBudget, as_target
 from advlab.targets.base import OutputKind
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class BlackBoxAttack(Attack):
@@ -35,10 +38,9 @@ class BlackBoxAttack(Attack):
         norm: Norm = LINF,
         *,
         max_queries: int = 1000,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, norm, **options)
         whole = isinstance(max_queries, numbers.Integral) and not isinstance(max_queries, bool)
         check(whole and max_queries >= 1,
               f"max_queries must be a whole number >= 1, got {max_queries!r}")  # fmt: skip

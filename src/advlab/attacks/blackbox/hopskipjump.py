@@ -9,14 +9,18 @@ distance to the original shrinks with every iteration.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 
-from advlab.attacks.base import register_attack
+from advlab.attacks.base import AttackOptions, check_counts, register_attack
 from advlab.attacks.blackbox.base import BlackBoxAttack
 from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _TINY = 1e-12
 # Random-noise draws tried per image when no image of the batch is a usable start.
@@ -57,14 +61,13 @@ class HopSkipJump(BlackBoxAttack):
         max_num_evals: int = 10_000,
         gamma: float = 1.0,
         early_stop: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        check(target != "least-likely", "HopSkipJump sees labels only, so it cannot rank "
-              "classes: use target='random' or pass targets explicitly")  # fmt: skip
-        super().__init__(eps, norm, max_queries=max_queries, target=target, seed=seed)
-        check(num_iterations >= 1, f"num_iterations must be >= 1, got {num_iterations}")
-        check(init_evals >= 1, f"init_evals must be >= 1, got {init_evals}")
+        check(options.get("target") != "least-likely",
+              "HopSkipJump sees labels only, so it cannot rank classes: use target='random' "
+              "or pass targets explicitly")  # fmt: skip
+        super().__init__(eps, norm, max_queries=max_queries, **options)
+        check_counts(num_iterations=num_iterations, init_evals=init_evals)
         check(max_num_evals >= init_evals,
               f"max_num_evals must be >= init_evals={init_evals}, got {max_num_evals}")  # fmt: skip
         check(gamma > 0, f"gamma must be > 0, got {gamma}")

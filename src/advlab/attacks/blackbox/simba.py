@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from advlab.attacks.base import register_attack
+from advlab.attacks.base import AttackOptions, register_attack
 from advlab.attacks.blackbox.base import BlackBoxAttack
 from advlab.attacks.norms import L2, Norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Basis = Literal["pixel", "dct"]
 _BASES = ("pixel", "dct")
@@ -75,10 +78,9 @@ class SimBA(BlackBoxAttack):
         basis: Basis = "pixel",
         freq_dims: int | None = None,
         max_queries: int = 5000,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, max_queries=max_queries, target=target, seed=seed)
+        super().__init__(eps, norm, max_queries=max_queries, **options)
         check(step > 0, f"step must be > 0, got {step}")
         check(basis in _BASES, f"unknown basis '{basis}': use {' or '.join(_BASES)}")
         check(freq_dims is None or freq_dims >= 1, f"freq_dims must be >= 1, got {freq_dims}")

@@ -10,15 +10,18 @@ bump so that the perturbation always stays on the eps-sphere.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from advlab.attacks.base import register_attack
+from advlab.attacks.base import AttackOptions, register_attack
 from advlab.attacks.blackbox.base import BlackBoxAttack
 from advlab.attacks.norms import LINF, L2Ball, LinfBall, LpBall, Norm, get_norm
 from advlab.errors import check
 from advlab.targets import QueryBudget
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _TINY = 1e-12
 # The paper resamples a window's signs until they change the image; a cap keeps a
@@ -218,11 +221,10 @@ class Square(BlackBoxAttack):
         *,
         max_queries: int = 5000,
         p_init: float | None = None,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
         check(eps is not None, "Square needs an eps: pass e.g. eps=8/255 (L-inf) or eps=0.5 (L2)")
-        super().__init__(eps, norm, max_queries=max_queries, target=target, seed=seed)
+        super().__init__(eps, norm, max_queries=max_queries, **options)
         p_init = square_moves(norm).p_init if p_init is None else p_init
         check(0 < p_init <= 1, f"p_init must be in (0, 1], got {p_init}")
         self.p_init = float(p_init)

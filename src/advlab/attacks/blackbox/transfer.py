@@ -10,16 +10,19 @@ batch can be scored against many targets (a transfer matrix) with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from advlab.attacks.base import Attack, get_attack, register_attack
+from advlab.attacks.base import Attack, AttackOptions, get_attack, register_attack
 from advlab.attacks.blackbox.base import BlackBoxAttack
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import AdvlabError, check
 from advlab.targets import QueryBudget, Target, as_target
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class SurrogateEnsemble(nn.Module):
@@ -59,10 +62,9 @@ class Transfer(BlackBoxAttack):
         surrogates: Sequence[nn.Module | str] | None = None,
         attack: str = "mim",
         attack_params: dict[str, Any] | None = None,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, max_queries=1, target=target, seed=seed)
+        super().__init__(eps, norm, max_queries=1, **options)
         # Optional in the signature only so that a config without it gets this sentence.
         check(bool(surrogates), "Transfer needs surrogate models: pass surrogates=[model or name]")
         assert surrogates is not None
@@ -72,7 +74,9 @@ class Transfer(BlackBoxAttack):
         self.attack = attack_cls.name
         self.attack_params = dict(attack_params or {})
         try:
-            self._crafter: Attack = attack_cls(eps=eps, norm=norm, seed=seed, **self.attack_params)
+            self._crafter: Attack = attack_cls(
+                eps=eps, norm=norm, seed=self.seed, **self.attack_params
+            )
         except TypeError as error:
             raise AdvlabError(f"bad attack_params for '{attack}': {error}") from None
         # What config() reports: names, not modules.

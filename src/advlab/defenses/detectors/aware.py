@@ -18,27 +18,30 @@ from __future__ import annotations
 import contextlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advlab.attacks.base import Attack, register_attack
+from advlab.attacks.base import AttackOptions, register_attack
 from advlab.attacks.gradient import (
     GradientAscent,
     Objective,
     SteepestAscent,
-    default_step_size,
     margin_loss,
     start_in_ball,
 )
 from advlab.attacks.norms import LpBall, Norm
+from advlab.attacks.pgd import PGD
 from advlab.defenses.detectors.base import Detector
 from advlab.defenses.detectors.binary import BinaryDetector
 from advlab.defenses.detectors.squeezing import FeatureSqueezingDetector, l1_distances
 from advlab.errors import check
 from advlab.models.context import frozen_eval
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: The squeezing-aware attack's joint outputs: the logits of the image and of each squeezed copy.
 Views = tuple[torch.Tensor, Sequence[torch.Tensor]]
@@ -82,11 +85,12 @@ class KeepEvading(SteepestAscent):
         return self.best
 
 
-class DetectorAwareAttack(Attack):
+class DetectorAwareAttack(PGD):
     """PGD on a model and its fitted detector: the arguments, checks and loop they share.
 
-    Its ``__init__`` is :class:`SqueezeAwarePGD`'s; a subclass with other arguments keeps
-    its own (its signature is the attack's ``config()``) and passes the shared ones on.
+    Its ``__init__`` is :class:`SqueezeAwarePGD`'s; a subclass writes only the arguments
+    it adds or gives another default, and passes the rest on as ``*args``/``**kwargs``
+    (its signature, as :mod:`inspect` and ``config()`` see it, still names them all).
     Subclasses set ``detector_type`` and write the hooks: :meth:`_joint` (model and
     detector in one differentiable forward), :meth:`_objective` and :meth:`_verdict` on
     its output, and the forwards one step costs (:meth:`_forwards_per_step`).
@@ -105,10 +109,9 @@ class DetectorAwareAttack(Attack):
         penalty: float = 10.0,
         kappa: float = 5.0,
         random_start: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **options: Unpack[AttackOptions],
     ) -> None:
-        super().__init__(eps, norm, target=target, seed=seed)
+        super().__init__(eps, alpha, steps, norm, random_start=random_start, **options)
         check(
             isinstance(detector, self.detector_type),
             f"{type(self).__name__} attacks a {self.detector_type.__name__}, "
@@ -118,20 +121,10 @@ class DetectorAwareAttack(Attack):
             detector.threshold is not None,
             "fit the detector before attacking it: detector.fit(clean_images)",
         )
-        check(steps >= 1, f"steps must be >= 1, got {steps}")
-        check(alpha is None or alpha > 0, f"alpha must be > 0, got {alpha}")
         check(penalty >= 0 and kappa > 0, "penalty must be >= 0 and kappa > 0")
         self.detector = detector
-        self.alpha = alpha
-        self.steps = int(steps)
         self.penalty = float(penalty)
         self.kappa = float(kappa)
-        self.random_start = random_start
-
-    def step_size(self) -> float:
-        """``alpha``, or by default 2.5 * eps / steps (Madry et al.)."""
-        assert self.eps is not None
-        return self.alpha if self.alpha is not None else default_step_size(self.eps, self.steps)
 
     # -- hooks ------------------------------------------------------------------------
     @abstractmethod
@@ -263,20 +256,13 @@ class DetectorAwarePGD(DetectorAwareAttack):
     def __init__(
         self,
         detector: BinaryDetector,
-        eps: float = 0.3,
-        alpha: float | None = None,
-        steps: int = 40,
-        norm: Norm = "linf",
-        *,
+        *args: Any,
         penalty: float = 1.0,
         kappa: float = 5.0,
         slack: float = 1.0,
-        random_start: bool = True,
-        target: str | None = None,
-        seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(detector, eps, alpha, steps, norm, penalty=penalty, kappa=kappa,
-                         random_start=random_start, target=target, seed=seed)  # fmt: skip
+        super().__init__(detector, *args, penalty=penalty, kappa=kappa, **kwargs)
         check(penalty >= 0 and kappa > 0 and slack >= 0, "need penalty >= 0, kappa > 0, slack >= 0")
         self.slack = float(slack)
 
