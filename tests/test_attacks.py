@@ -260,3 +260,16 @@ def test_deepfool_rejects_explicit_targets(small_mnist_model, batch):
     images, labels = batch
     with pytest.raises(AdvlabError, match="DeepFool is untargeted"):
         DeepFool()(small_mnist_model, images, labels, targets=(labels + 1) % 10)
+
+
+def test_a_user_subclass_passes_the_parents_options_on_by_keyword() -> None:
+    from advlab.attacks import PGD
+
+    class Logged(PGD):
+        def __init__(self, eps: float, **kwargs) -> None:
+            super().__init__(eps, **kwargs)
+
+    attack = Logged(0.1, steps=3, alpha=0.01, seed=1)
+    assert (attack.steps, attack.alpha, attack.seed) == (3, 0.01, 1)
+    with pytest.raises(TypeError, match="Logged.__init__.*bogus"):
+        Logged(0.1, bogus=1)

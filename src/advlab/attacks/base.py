@@ -323,7 +323,11 @@ def _spelled_out(own: inspect.Signature, parent: inspect.Signature) -> inspect.S
         if p.kind is kind.VAR_POSITIONAL:
             parameters += [q for q in inherited if q.kind is kind.POSITIONAL_OR_KEYWORD]
         elif p.kind is kind.VAR_KEYWORD:
-            keywords = [q for q in inherited if q.kind is kind.KEYWORD_ONLY]
+            # What ``*args`` did not take: a user's ``def __init__(self, eps, **kwargs)``
+            # passes the parent's positional parameters on by keyword.
+            placed = {q.name for q in parameters}
+            keywords = [q.replace(kind=kind.KEYWORD_ONLY) for q in inherited
+                        if q.name not in placed and q.kind is not kind.VAR_KEYWORD]  # fmt: skip
             if p.name == "options":  # **options: Unpack[AttackOptions]
                 keywords = [q for q in keywords if q.name in AttackOptions.__annotations__]
             parameters += keywords

@@ -25,7 +25,7 @@ from torch import nn
 import advlab.training.ddp as ddp
 from advlab.data import DATASETS
 from advlab.models import ImageClassifier, build_model, load_model, resolve_device
-from advlab.progress import Bar, progress_bar
+from advlab.progress import progress_bar
 from advlab.training.checkpoints import (
     BEST,
     LAST,
@@ -41,6 +41,7 @@ from advlab.training.state import load_state, restore_rng
 from advlab.training.steps import (
     DistillationStep,
     EpsilonScheduled,
+    StepOutput,
     TrainingStep,
     make_training_step,
 )
@@ -235,72 +236,70 @@ class _Run:
         began = time.perf_counter()
         batches = _epoch_batches(len(data.train), config.batch_size, generator)
         label = f"epoch {epoch + 1}/{config.epochs}"
-        with progress_bar(len(batches), label, enabled=self.progress) as bar:
-            return self._run_epoch(model, optimizer, data, generator, epoch, batches, bar, began)
-
-    def _run_epoch(
-        self,
-        model: ImageClassifier,
-        optimizer: torch.optim.Optimizer,
-        data: TrainData,
-        generator: torch.Generator,
-        epoch: int,
-        batches: list[torch.Tensor],
-        bar: Bar,
-        began: float,
-    ) -> EpochRecord:
-        config = self.config
-        label = f"epoch {epoch + 1}/{config.epochs}"
-        total_steps = len(batches) * config.epochs
         model.train()
-        forward = self._compiled(model)
         loss_sum, correct, seen, rate = 0.0, 0, 0, config.learning_rate
         adversarial = config.adversarial
         eps = adversarial.eps if adversarial is not None else 0.0
-        for number, index in enumerate(batches):
-            if adversarial is not None and isinstance(self.step, EpsilonScheduled):
-                eps = _warmed_up(adversarial.eps, adversarial.warmup_epochs,
-                                 epoch + number / len(batches))  # fmt: skip
-                self.step.set_eps(eps)
-            pixels = data.train.pixels[index]
-            if config.augment:
-                pixels = augment_batch(pixels, generator)
-            # Under torchrun each rank takes its part of the batch, after the augmentation,
-            # so that every rank draws the same random numbers from ``generator``.
-            part = ddp.share(torch.arange(len(index)))
-            pixels, index = pixels[part], index[part]
-            images = pixels.to(self.device).float().div_(255.0)
-            # Channels-last convolutions are ~1.4x faster on CPU (as in the attacks).
-            images = images.contiguous(memory_format=torch.channels_last)
-            labels = data.train.labels[index].to(self.device)
-            rate = learning_rate(
-                config.schedule, config.learning_rate, epoch * len(batches) + number, total_steps
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-            optimizer.zero_grad(set_to_none=True)
-            with self._autocast():
-                output = self.step(forward, images, labels)
-            output.loss.backward()
-            optimizer.step()
-            loss_sum += float(output.loss.detach()) * len(index)
-            correct += int((output.logits.detach().argmax(1) == labels).sum())
-            seen += len(index)
-            bar.describe(f"{label} loss {loss_sum / seen:.4f} acc {correct / seen:.4f}")
-            bar(1)
+        with progress_bar(len(batches), label, enabled=self.progress) as bar:
+            for number, index in enumerate(batches):
+                if adversarial is not None and isinstance(self.step, EpsilonScheduled):
+                    eps = _warmed_up(adversarial.eps, adversarial.warmup_epochs,
+                                     epoch + number / len(batches))  # fmt: skip
+                    self.step.set_eps(eps)
+                step = epoch * len(batches) + number
+                rate = learning_rate(config.schedule, config.learning_rate, step,
+                                     len(batches) * config.epochs)  # fmt: skip
+                images, labels = self._batch(data, index, generator)
+                output = self._train_step(model, optimizer, images, labels, rate)
+                loss_sum += float(output.loss.detach()) * len(labels)
+                correct += int((output.logits.detach().argmax(1) == labels).sum())
+                seen += len(labels)
+                bar.describe(f"{label} loss {loss_sum / seen:.4f} acc {correct / seen:.4f}")
+                bar(1)
         loss_sum, hits, count = ddp.total(loss_sum, correct, seen)  # over the ranks
-        val_accuracy = evaluate_accuracy(model, data.val, self.device)
         record = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / count,
             "train_accuracy": hits / count,
-            "val_accuracy": val_accuracy,
+            "val_accuracy": evaluate_accuracy(model, data.val, self.device),
             "lr": rate,
             "seconds": time.perf_counter() - began,
         }
         if adversarial is not None:
             record["eps"] = eps  # at the end of the epoch (below the target while warming up)
         return record
+
+    def _batch(
+        self, data: TrainData, index: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images (augmented) and labels of one batch: this rank's part of it."""
+        pixels = data.train.pixels[index]
+        if self.config.augment:
+            pixels = augment_batch(pixels, generator)
+        # Under torchrun each rank takes its part of the batch after the augmentation, so
+        # that every rank draws the same random numbers from ``generator``.
+        part = ddp.share(torch.arange(len(index)))
+        images = pixels[part].to(self.device).float().div_(255.0)
+        # Channels-last convolutions are ~1.4x faster on CPU (as in the attacks).
+        images = images.contiguous(memory_format=torch.channels_last)
+        return images, data.train.labels[index[part]].to(self.device)
+
+    def _train_step(
+        self,
+        model: ImageClassifier,
+        optimizer: torch.optim.Optimizer,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        rate: float,
+    ) -> StepOutput:
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            output = self.step(self._compiled(model), images, labels)
+        output.loss.backward()
+        optimizer.step()
+        return output
 
     def _compiled(self, model: ImageClassifier) -> nn.Module:
         """The module the training step calls: ``model`` itself, or once per run its
