@@ -46,7 +46,7 @@ from advlab.attacks.gradient import (
     misclassified,
     start_in_ball,
 )
-from advlab.attacks.norms import LINF, LpBall, Norm, per_image
+from advlab.attacks.norms import LINF, LpBall, Norm, keep, per_image
 from advlab.errors import check
 
 if TYPE_CHECKING:
@@ -173,12 +173,12 @@ class APGDStep(Update):
     ) -> None:
         rows = slice(None) if index is None else index
         hit = self.success(outputs, self.goal[rows]) & ~self.found[rows]
-        self.first[rows] = torch.where(per_image(hit, x), x, self.first[rows])
+        keep(self.first, rows, hit, x)
         self.found[rows] |= hit
         loss = loss.to(self.best_loss.dtype)
         improved = loss > self.best_loss[rows]
-        self.best[rows] = torch.where(per_image(improved, x), x, self.best[rows])
-        self.best_loss[rows] = torch.where(improved, loss, self.best_loss[rows])
+        keep(self.best, rows, improved, x)
+        keep(self.best_loss, rows, improved, loss)
         self.improved[rows] = improved
 
     def __call__(

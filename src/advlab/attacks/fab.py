@@ -27,7 +27,7 @@ from torch import nn
 from advlab.attacks.apgd import top_target_pairs
 from advlab.attacks.base import Attack, AttackOptions, check_counts, register_attack
 from advlab.attacks.gradient import GradientAscent, Update
-from advlab.attacks.norms import LINF, LpBall, Norm, per_image
+from advlab.attacks.norms import LINF, LpBall, Norm, keep, per_image
 from advlab.errors import check
 
 if TYPE_CHECKING:
@@ -96,8 +96,8 @@ class FABStep(Update):
         fooled = outputs.argmax(1) != self.goal[rows, 0]
         norm = self.ball.distance(x, self.origin[rows])
         better = fooled & (norm < self.best_norm[rows])
-        self.best[rows] = torch.where(per_image(better, x), x, self.best[rows])
-        self.best_norm[rows] = torch.where(better, norm, self.best_norm[rows])
+        keep(self.best, rows, better, x)
+        keep(self.best_norm, rows, better, norm)
         self.fooled[rows] = fooled
 
     def __call__(

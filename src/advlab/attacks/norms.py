@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -34,6 +34,11 @@ _TINY = 1e-12
 def per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Per-image values shaped (N, 1, 1, 1) (as many ones as ``like`` has) to broadcast."""
     return values.view(-1, *([1] * (like.dim() - 1)))
+
+
+def keep(store: torch.Tensor, rows: Any, better: torch.Tensor, value: torch.Tensor) -> None:
+    """A keep-best record: ``store[rows]`` takes ``value`` on the images where ``better``."""
+    store[rows] = torch.where(per_image(better, value), value, store[rows])
 
 
 def _l2_per_image(x: torch.Tensor) -> torch.Tensor:

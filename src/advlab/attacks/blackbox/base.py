@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -23,8 +22,10 @@ if TYPE_CHECKING:
 class BlackBoxAttack(Attack):
     """Score- or decision-based attack under a per-image query budget.
 
-    Subclasses implement :meth:`_attack`, querying only through ``budget.scores`` or
-    ``budget.labels``; the budget refuses to answer past ``max_queries`` per image, and
+    Subclasses implement ``_run(budget, images, goal, targeted) -> (adversarial, success)``,
+    querying only through ``budget.scores`` or ``budget.labels`` (``success`` as their own
+    queries saw it; the result keeps it only where the clip did not move the example);
+    the budget refuses to answer past ``max_queries`` per image, and
     the result's ``queries`` are the budget's own counts. ``model`` may be an
     ``nn.Module`` or any :class:`advlab.targets.Target`.
     """
@@ -46,12 +47,6 @@ class BlackBoxAttack(Attack):
               f"max_queries must be a whole number >= 1, got {max_queries!r}")  # fmt: skip
         self.max_queries = int(max_queries)
 
-    @abstractmethod
-    def _attack(
-        self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(adversarial, success)``; success as seen by the attack's own queries."""
-
     # -- Attack -------------------------------------------------------------------------
     @contextmanager
     def _session(
@@ -67,11 +62,6 @@ class BlackBoxAttack(Attack):
 
     def _num_classes(self, session: QueryBudget) -> int | None:
         return session.target.num_classes
-
-    def _run(
-        self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._attack(budget, images, goal, targeted)
 
     def _result(
         self,

@@ -77,7 +77,7 @@ class HopSkipJump(BlackBoxAttack):
         self.gamma = float(gamma)
         self.early_stop = bool(early_stop)
 
-    def _attack(
+    def _run(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n, d = images.shape[0], math.prod(images.shape[1:])

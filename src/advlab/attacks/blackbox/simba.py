@@ -88,7 +88,7 @@ class SimBA(BlackBoxAttack):
         self.basis: Basis = basis
         self.freq_dims = freq_dims
 
-    def _attack(
+    def _run(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = images.shape[0]

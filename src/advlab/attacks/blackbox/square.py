@@ -229,7 +229,7 @@ class Square(BlackBoxAttack):
         check(0 < p_init <= 1, f"p_init must be in (0, 1], got {p_init}")
         self.p_init = float(p_init)
 
-    def _attack(
+    def _run(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.eps is not None

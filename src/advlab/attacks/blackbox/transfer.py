@@ -120,7 +120,7 @@ class Transfer(BlackBoxAttack):
     def _num_classes(self, session: QueryBudget) -> int | None:
         return None  # the surrogate's: no target query is spent on choosing targets
 
-    def _attack(
+    def _run(
         self, budget: QueryBudget, images: torch.Tensor, goal: torch.Tensor, targeted: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         adversarial = self.craft(images, goal, goal if targeted else None)
