@@ -66,3 +66,32 @@ def test_nothing_is_folded_where_tracing_could_change_the_model() -> None:
     assert folded(hooked, images) is hooked
     plain = nn.Sequential(nn.Flatten(), nn.Linear(192, 10)).eval()
     assert folded(plain, images) is plain  # no batch norm: nothing to gain
+
+
+def test_attacks_search_on_the_folded_copy_and_judge_on_the_model(monkeypatch) -> None:
+    from advlab.attacks import PGD, base
+
+    net, images = _net(), torch.rand(8, 3, 8, 8)
+    with torch.no_grad():
+        labels = net(images).argmax(1)
+    searched = []
+    real = base.folded
+    monkeypatch.setattr(base, "folded", lambda model, x: searched.append(model) or real(model, x))
+    result = PGD(eps=0.1, steps=5, seed=0)(net, images, labels)
+    assert searched == [net]
+    with torch.no_grad():
+        assert torch.equal(result.success, net(result.adversarial).argmax(1) != labels)
+    unfolded = PGD(eps=0.1, steps=5, seed=0)
+    unfolded.fold_batchnorm = False
+    assert abs(unfolded(net, images, labels).success_rate - result.success_rate) <= 1 / 8
+    assert len(searched) == 1
+
+
+def test_adversarial_training_attacks_the_model_itself() -> None:
+    from advlab.training.config import AdversarialTrainingConfig
+    from advlab.training.steps import make_training_step
+
+    step = make_training_step(AdversarialTrainingConfig(method="pgd", eps=0.1, steps=2))
+    assert step.attack.fold_batchnorm is False  # type: ignore[attr-defined]
+    step.set_eps(0.05)  # type: ignore[attr-defined]
+    assert step.attack.fold_batchnorm is False  # type: ignore[attr-defined]

@@ -73,6 +73,7 @@ class AdversarialStep:
             eps = attack.eps if eps is None else eps
         else:
             self.make_attack = attack
+        self.make_attack = _unfolded(self.make_attack)
         if eps is None:
             raise ValueError("AdversarialStep needs eps when given an attack factory")
         self.eps = float(eps)
@@ -87,6 +88,18 @@ class AdversarialStep:
         adversarial = self.attack(unwrap(model), images, labels).adversarial
         logits = model(adversarial)
         return StepOutput(F.cross_entropy(logits, labels), logits)
+
+
+def _unfolded(make_attack: Callable[[float], Attack]) -> Callable[[float], Attack]:
+    """Attacks that search on the model itself: a batch-norm-folded copy would have to be
+    made again for every batch (the weights change at every step)."""
+
+    def make(eps: float) -> Attack:
+        attack = make_attack(eps)
+        attack.fold_batchnorm = False
+        return attack
+
+    return make
 
 
 class TradesStep:
