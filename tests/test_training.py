@@ -463,7 +463,8 @@ def test_a_config_field_added_later_at_its_default_does_not_block_a_resume() -> 
 
 
 def test_config_files_read_eps_as_the_command_line_does() -> None:
-    config = AdversarialTrainingConfig(method="fgsm-rs", eps="8/255", val_eps="4/255")
+    config = AdversarialTrainingConfig(method="pgd", eps="8/255", val_eps="4/255", alpha="2/255")
     assert config.eps == 8 / 255 and config.validation_eps == 4 / 255
+    assert config.alpha == 2 / 255
     with pytest.raises(ValueError, match="use a number like 0.03 or 8/255"):
         AdversarialTrainingConfig(eps="8/2x")

@@ -82,3 +82,30 @@ def test_examples_crafted_on_the_resnet_transfer_to_the_mobilenet_and_back(cifar
                 # would flip; the white-box diagonal is higher still.
                 least = 0.7 if source == target else 0.3
                 assert cell.success_rate > least, f"{attack} {source}->{target}"
+
+
+ROBUST = "cifar-resnet20-robust-8"
+
+
+def test_the_robust_cifar_model_ships_with_its_recipe_and_measured_robustness() -> None:
+    weights = ZOO / f"{ROBUST}.safetensors"
+    sidecar = json.loads((ZOO / f"{ROBUST}.json").read_text())
+    assert sidecar["sha256"] == sha256_of(weights) and weights.stat().st_size < 2_000_000
+    assert sidecar["training"]["adversarial"]["method"] == "fgsm-rs"
+    assert sidecar["training"]["adversarial"]["eps"] == pytest.approx(8 / 255)
+    assert f"{ROBUST}.train.yaml" in sidecar["command"]
+    metrics = sidecar["metrics"]
+    assert metrics["test_accuracy"] >= 0.70
+    assert 0.0 < metrics["suite_robust_accuracy"] < metrics["test_accuracy"]
+    assert get_entry(ROBUST).weights is not None and get_entry(ROBUST).weights.bundled
+
+
+@pytest.mark.data
+def test_the_robust_cifar_model_resists_the_pgd_that_breaks_the_others(cifar_sample) -> None:
+    model = load_model(ROBUST)
+    images, labels = cifar_sample.images, cifar_sample.labels
+    with torch.no_grad():
+        correct = model(images).argmax(1) == labels
+    assert correct.float().mean() >= 0.65  # on 300 images, against >= 70% on all 10,000
+    result = PGD(eps=EPS, steps=10, seed=0)(model, images[correct][:64], labels[correct][:64])
+    assert result.success_rate < 0.7  # the undefended models: > 0.9

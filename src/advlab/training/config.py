@@ -59,10 +59,10 @@ class AdversarialTrainingConfig(BaseModel):
     early_stop: bool = True
     overfit_drop: float = Field(default=0.1, gt=0, le=1)
 
-    @field_validator("eps", "val_eps", mode="before")
+    @field_validator("eps", "val_eps", "alpha", mode="before")
     @classmethod
     def _eps_text(cls, value: Any) -> Any:
-        return epsilon_value(value)  # "8/255" as on the command line
+        return epsilon_value(value)  # "8/255" (or a step of "2/255") as on the command line
 
     @model_validator(mode="after")
     def _eps_in_pixel_units(self) -> AdversarialTrainingConfig:
