@@ -125,7 +125,7 @@ class _RandomSearch(BlackBoxAttack):
 
     name = "test-random-search"
 
-    def _attack(self, budget: QueryBudget, images, goal, targeted):
+    def _run(self, budget: QueryBudget, images, goal, targeted):
         index = torch.arange(images.shape[0])
         adversarial = images.clone()
         scores = budget.scores(images, index)
