@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -55,3 +56,10 @@ def assert_matches_reference(
             assert got[key]["sha256"] == value["sha256"], (
                 f"{name}.{key}: got sum {got[key].get('sum')}, recorded {value.get('sum')}"
             )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from helpers import free_port
 
 from advlab.evaluation import ResultStore
 from advlab.evaluation.ranks import Ranks
@@ -25,12 +25,6 @@ from advlab.workflows import EvaluateConfig, run_evaluation
 ARGS = ["evaluate", "--model", "mnist-cnn", "--dataset", "mnist-demo", "-n", "12",
         "--batch-size", "4", "--attack", "fgsm", "--suite", "quick", "--eps", "0.1",
         "--examples", "2", "--no-report"]  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_ranks_deal_every_item_once_in_matching_rounds() -> None:
@@ -45,7 +39,7 @@ def test_two_gloo_processes_equal_one_process_image_for_image(tmp_path: Path) ->
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVLAB_HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
                "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), "-m", "advlab.cli.main", *ARGS,
+               "--master_port", str(free_port()), "-m", "advlab.cli.main", *ARGS,
                "--device", "cpu", "--out", str(sharded), "--store", str(sharded / "s.sqlite"),
                "--quiet"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from helpers import free_port
 from safetensors.torch import load_file
 
 TINY = ["train", "--model", "mnist-mlp", "--dataset", "mnist", "--n-train", "512",
@@ -22,17 +22,11 @@ TINY = ["train", "--model", "mnist-mlp", "--dataset", "mnist", "--n-train", "512
         "--seed", "0", "--quiet"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _run(args: list[str], tmp_path: Path, processes: int) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ADVLAB_HOME": str(tmp_path / "home")}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
                 "--nproc_per_node", str(processes), "--master_addr", "127.0.0.1",
-                "--master_port", str(_free_port())]  # fmt: skip
+                "--master_port", str(free_port())]  # fmt: skip
     prefix = launcher if processes > 1 else [sys.executable]
     done = subprocess.run([*prefix, "-m", "advlab.cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=240)  # fmt: skip

@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import re
-import socket
 import threading
 import time
 import urllib.error
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import free_port
 from PIL import Image
 
 from advlab.attacks.blackbox import BlackBoxAttack
@@ -197,14 +197,8 @@ def test_port_in_use_is_a_clear_error(start, small_mnist_model) -> None:
         make_server(small_mnist_model, port=server.server_address[1])
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_server_down_fails_fast_with_the_url() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     began = time.monotonic()
     with pytest.raises(TargetUnavailable, match=f"{url}/info.*3 tries"):
         HttpTarget(url, retries=2, backoff=0.01)

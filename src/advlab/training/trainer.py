@@ -145,7 +145,7 @@ class _Run:
         self.on_epoch_end = on_epoch_end
         self.report = report
         self.out_dir = config.run_dir
-        self._compiled_model: nn.Module | None = None
+        self._forward: nn.Module | None = None
 
     # -- the run ------------------------------------------------------------------------
     def execute(self) -> TrainResult:
@@ -296,23 +296,23 @@ class _Run:
             group["lr"] = rate
         optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            output = self.step(self._compiled(model), images, labels)
+            output = self.step(self._forward_module(model), images, labels)
         output.loss.backward()
         optimizer.step()
         return output
 
-    def _compiled(self, model: ImageClassifier) -> nn.Module:
+    def _forward_module(self, model: ImageClassifier) -> nn.Module:
         """The module the training step calls: ``model`` itself, or once per run its
         compiled and/or DistributedDataParallel form (sharing its parameters, so checkpoints
         and evaluation use ``model``)."""
-        if self._compiled_model is None:
+        if self._forward is None:
             forward = ddp.wrap(model, self.device)  # the model itself in one process
             if self.config.compile:
                 # Static shapes: a run sees two batch sizes (full and last), and the graphs
                 # torch would make dynamic after the second one run slower on CPU.
                 forward = cast(nn.Module, torch.compile(forward, dynamic=False))
-            self._compiled_model = forward
-        return self._compiled_model
+            self._forward = forward
+        return self._forward
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         # bfloat16 needs no loss scaling; CPU autocast would only slow training down.
