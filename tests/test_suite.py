@@ -13,6 +13,7 @@ from torch import nn
 
 from advlab.errors import AdvlabError
 from advlab.evaluation import AttackSpec, ResultStore, evaluate, without_timings
+from advlab.evaluation.masking import CheckBudget
 from advlab.evaluation.suite import SuiteSpec, sanity_warnings
 from advlab.evaluation.suite_checks import suite_checks
 from advlab.models import load_model
@@ -120,7 +121,7 @@ def test_the_checks_warn_on_softmax_outputs_zero_gradients_and_randomness(
     none = (images[:0], labels[:0])
 
     def statuses(model: nn.Module) -> dict[str, str]:
-        checks = suite_checks(model, images, labels, none, entry, steps=5)
+        checks = suite_checks(model, images, labels, none, entry, budget=CheckBudget(steps=5))
         return {c.name: c.status for c in checks}
 
     softmax = nn.Sequential(robust_model, nn.Softmax(dim=1))

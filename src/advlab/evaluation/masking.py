@@ -24,6 +24,7 @@ images it classifies correctly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -35,6 +36,19 @@ from advlab.models import ImageClassifier
 from advlab.results import Check
 
 CHECKS = ("iterative", "white-box", "eps-sweep", "unbounded", "more-effort")
+
+
+@dataclass(frozen=True)
+class CheckBudget:
+    """How hard the checks attack: PGD steps, Square queries, the seed, the batch size."""
+
+    steps: int = 20
+    square_queries: int = 200
+    seed: int = 0
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1 and self.square_queries >= 1, "steps and square_queries must be >= 1")
 
 
 def unbounded_eps(norm: Norm, image_shape: Sequence[int]) -> float:
@@ -58,12 +72,9 @@ def gradient_masking_checks(
     eps: float,
     *,
     norm: Norm = "linf",
-    steps: int = 20,
-    square_queries: int = 200,
+    budget: CheckBudget = CheckBudget(),
     margin: float = 0.05,
     large_eps_accuracy: float = 0.05,
-    seed: int = 0,
-    batch_size: int = 256,
 ) -> list[Check]:
     """Run the five checks on ``model`` at ``eps``; see the module docstring.
 
@@ -74,7 +85,7 @@ def gradient_masking_checks(
     """
     check(images.shape[0] > 0, "the gradient-masking checks need at least one image")
     check(eps > 0, f"the gradient-masking checks need eps > 0, got {eps}")
-    check(steps >= 1 and square_queries >= 1, "steps and square_queries must be >= 1")
+    steps, seed, batch_size = budget.steps, budget.seed, budget.batch_size
     images, labels = images.detach().cpu(), labels.detach().cpu()
     n = images.shape[0]
     # Only the images the model gets right are attacked (one draw for a random model).
@@ -101,7 +112,7 @@ def gradient_masking_checks(
     pgd = rate(PGD(eps=eps, steps=steps, norm=norm, early_stop=stop, seed=seed))
     strong = rate(PGD(eps=eps, steps=2 * steps, norm=norm, restarts=2, early_stop=stop,
                       seed=seed))  # fmt: skip
-    square = rate(Square(eps=eps, norm=norm, max_queries=square_queries, seed=seed))
+    square = rate(Square(eps=eps, norm=norm, max_queries=budget.square_queries, seed=seed))
     # No random start: only the gradient can move the image, which is what is tested.
     sweep = eps_sweep(eps, norm, images.shape[1:])
     curve = [robust(PGD(eps=e, steps=steps, norm=norm, random_start=False, early_stop=stop,

@@ -27,7 +27,7 @@ import advlab.evaluation.metrics as metrics
 from advlab.attacks import PGD, Square
 from advlab.attacks.norms import Norm
 from advlab.data import ImageDataset
-from advlab.evaluation.masking import unbounded_eps
+from advlab.evaluation.masking import CheckBudget, unbounded_eps
 from advlab.evaluation.session import model_device, predict, run_attack
 from advlab.evaluation.store import ResultStore
 from advlab.evaluation.suite import sanity_warnings
@@ -59,8 +59,8 @@ def end_suite(
         clean = store.clean_rows(evaluation.run_id, n)
         robust = np.flatnonzero(metrics.robust_correct(outcomes, clean.labels))[:check_n]
         survivors = _images_at(dataset, robust, batch_size)
-        evaluation.checks = suite_checks(model, images, labels, survivors, entry, seed=seed,
-                                         batch_size=batch_size)  # fmt: skip
+        budget = CheckBudget(seed=seed, batch_size=batch_size)
+        evaluation.checks = suite_checks(model, images, labels, survivors, entry, budget=budget)
         evaluation.warnings.extend(
             f"gradient masking? {c.name}: {c.explanation}" for c in evaluation.checks
             if c.status == "warn"
@@ -92,11 +92,8 @@ def suite_checks(
     survivors: tuple[torch.Tensor, torch.Tensor],
     entry: SuiteEvaluation,
     *,
-    square_queries: int = 200,
-    steps: int = 20,
+    budget: CheckBudget = CheckBudget(),
     large_eps_accuracy: float = 0.01,
-    seed: int = 0,
-    batch_size: int = 256,
 ) -> list[Check]:
     """The five checks on ``images`` (about 100) and, for ``black-box``, on
     ``survivors`` (images the suite left robust at ``entry.eps``)."""
@@ -119,12 +116,13 @@ def suite_checks(
               "the model outputs probabilities (rows sum to 1): give the logits" if probabilities
               else "the model outputs logits"),
         _zero_gradients(model, x, y),
-        _black_box(model, survivors, entry, norm, square_queries, seed, batch_size),
+        _black_box(model, survivors, entry, norm, budget),
     ]  # fmt: skip
     top = unbounded_eps(norm, tuple(images.shape[1:]))
-    attack = PGD(eps=top, steps=steps, norm=norm, random_start=False, early_stop=True, seed=seed)
-    adversarial = run_attack(attack, model, images, labels, batch_size)
-    accuracy = float((predict(model, adversarial, batch_size) == labels).float().mean())
+    attack = PGD(eps=top, steps=budget.steps, norm=norm, random_start=False, early_stop=True,
+                 seed=budget.seed)  # fmt: skip
+    adversarial = run_attack(attack, model, images, labels, budget.batch_size)
+    accuracy = float((predict(model, adversarial, budget.batch_size) == labels).float().mean())
     warn = accuracy > large_eps_accuracy
     checks.append(Check(
         "large-eps", "warn" if warn else "pass", {"eps": top, "robust_accuracy": accuracy},
@@ -150,16 +148,15 @@ def _black_box(
     survivors: tuple[torch.Tensor, torch.Tensor],
     entry: SuiteEvaluation,
     norm: Norm,
-    queries: int,
-    seed: int,
-    batch_size: int,
+    budget: CheckBudget,
 ) -> Check:
     if "square" in entry.broken_by:  # the suite ran Square after every white-box attack
         broken = entry.broken_by["square"]
         source = "the suite's Square stage"
     else:
         images, labels = survivors
-        square = Square(eps=entry.eps, norm=norm, max_queries=queries, seed=seed)
+        queries, batch_size = budget.square_queries, budget.batch_size
+        square = Square(eps=entry.eps, norm=norm, max_queries=queries, seed=budget.seed)
         adversarial = run_attack(square, model, images, labels, batch_size)
         broken = (
             int((predict(model, adversarial, batch_size) != labels).sum()) if len(images) else 0

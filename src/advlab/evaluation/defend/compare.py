@@ -18,7 +18,7 @@ from advlab.errors import AdvlabError, check
 from advlab.evaluation.defend.candidates import Candidate, undefended_candidate
 from advlab.evaluation.defend.rows import RowWork
 from advlab.evaluation.defend.verdicts import best_defenses, findings
-from advlab.evaluation.masking import gradient_masking_checks
+from advlab.evaluation.masking import CheckBudget, gradient_masking_checks
 from advlab.evaluation.session import seeded, session
 from advlab.evaluation.spec import AttackSpec, canonical_json, derive_seed, weights_sha256
 from advlab.evaluation.store import ResultStore
@@ -104,8 +104,7 @@ def compare_defenses(
         with seeded(derive_seed(seed, f"checks/{candidate.label}", eps, 0)):
             return gradient_masking_checks(
                 candidate.model, images[:take], truth[:take], eps, norm=_norm_of(attacks),
-                steps=check_steps, square_queries=check_queries, seed=seed,
-                batch_size=batch_size,
+                budget=CheckBudget(check_steps, check_queries, seed, batch_size),
             )  # fmt: skip
 
     units = len(rows_in) + sum(checked)
