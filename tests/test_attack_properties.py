@@ -4,6 +4,8 @@ The tests iterate over ``ATTACKS``, so an attack registered later is covered wit
 editing this file. Each attack is built with small budgets (any integer parameter whose
 name says steps, iterations, queries, evaluations or restarts) to stay fast; an attack
 that needs more than eps and norm to be built gets its extra arguments in ``EXTRA``.
+``advlab.defenses`` is imported here so that the detector-aware attacks it registers are
+always among them, whatever the order in which pytest imports the test modules.
 """
 
 from __future__ import annotations
@@ -19,16 +21,39 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from advlab.attacks import ATTACKS, Attack
+import advlab.defenses  # noqa: F401  (registers the detector-aware attacks)
+from advlab.attacks import ATTACKS, PGD, Attack
 from advlab.attacks.norms import perturbation_norms
+from advlab.data import load_dataset
+from advlab.defenses import BinaryDetector, Detector, FeatureSqueezingDetector
 from advlab.errors import AdvlabError
 
 NAMES = sorted(ATTACKS)
+AWARE = ("squeeze-aware-pgd", "detector-aware-pgd")
+_FITTED: dict[tuple[str, int], Detector] = {}
+
+
+def fitted_detector(name: str, model: nn.Module) -> Detector:
+    """A small detector of the kind attack ``name`` knows, fitted once per model."""
+    key = (name, id(model))  # the detector holds the model: the id stays unique
+    if key not in _FITTED:
+        dtype = next(model.parameters()).dtype
+        images = load_dataset("mnist-demo", n=64, seed=2).images.to(dtype)
+        if name == "squeeze-aware-pgd":
+            detector: Detector = FeatureSqueezingDetector(model, fpr=0.1)  # type: ignore[arg-type]
+        else:
+            training = PGD(eps=0.3, steps=3, seed=0)
+            detector = BinaryDetector(model, training, 0.1, hidden=16, epochs=3)  # type: ignore[arg-type]
+        _FITTED[key] = detector.fit(images)
+    return _FITTED[key]
+
+
 # Small budgets for whatever an attack calls its iteration counts (matched by substring).
 FAST_VALUES = {"step": 3, "iter": 3, "quer": 30, "eval": 10, "restart": 2, "candidate": 4}
 # Required arguments beyond eps and norm, given the model under attack.
 EXTRA: dict[str, Callable[[nn.Module], dict[str, Any]]] = {
     "transfer": lambda model: {"surrogates": [model], "attack_params": {"steps": 3}},
+    **{name: lambda model, name=name: {"detector": fitted_detector(name, model)} for name in AWARE},
 }
 EPS_RANGE = {"linf": (0.0, 0.3), "l2": (0.0, 3.0)}
 PROPERTY_SETTINGS = settings(
@@ -174,6 +199,12 @@ def check_model_state_and_determinism(
         model.eval()
         for param in params:
             param.requires_grad_(True)
+
+
+def test_the_detector_aware_attacks_are_covered(models):
+    for name in AWARE:
+        assert name in NAMES
+        assert supported_norms(ATTACKS[name], models[torch.float32]) == ["linf", "l2"]
 
 
 @pytest.mark.parametrize("name", NAMES)
