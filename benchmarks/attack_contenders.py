@@ -33,6 +33,7 @@ ATTACKS: dict[str, tuple[int, str]] = {
     "apgd": (100, "forward+backward"),
     "square": (0, "forward"),  # k = the query budget, set by --square-queries
     "fast-suite": (1000, "forward+backward (worst case: 100 + 9 x 100)"),
+    "standard-suite": (1900, "forward+backward (worst case: 100 + 9 x 100 + 9 x 100; + Square)"),
 }
 
 
@@ -78,6 +79,7 @@ def _advlab(attack: str, s: Setup) -> dict[str, Contender]:
         "apgd": ours.APGD(eps, s.apgd_steps, loss="ce", seed=0),
         "square": ours.Square(eps, max_queries=s.square_queries, p_init=0.8, seed=0),
         "fast-suite": ours.suite("fast", eps),
+        "standard-suite": ours.suite("standard", eps),
     }
     runner = built[attack]
     return {"advlab": lambda x, y: runner(model, x, y).adversarial}
@@ -89,8 +91,8 @@ def _torchattacks(attack: str, s: Setup) -> dict[str, Contender]:
         return {}
     eps, model = s.eps, s.model
     alpha = eps / 4
-    if attack == "fast-suite":
-        return {"torchattacks": _torchattacks_fast(ta, s)}
+    if attack in ("fast-suite", "standard-suite"):
+        return {"torchattacks": _torchattacks_chain(ta, s, standard=attack == "standard-suite")}
     built = {
         "fgsm": lambda: ta.FGSM(model, eps=eps),
         "pgd-10": lambda: ta.PGD(model, eps=eps, alpha=alpha, steps=10, random_start=True),
@@ -104,15 +106,25 @@ def _torchattacks(attack: str, s: Setup) -> dict[str, Contender]:
     return {"torchattacks": lambda x, y: runner(x, y)}
 
 
-def _torchattacks_fast(ta: Any, s: Setup) -> Contender:
-    """APGD-CE (100 steps), then APGD-T (100 steps, 9 targets) on the images still robust."""
-    model = s.model
-    apgd = ta.APGD(model, eps=s.eps, steps=100, loss="ce", seed=0)
-    apgdt = ta.APGDT(model, eps=s.eps, steps=100, seed=0, n_classes=s.num_classes)
+def _torchattacks_chain(ta: Any, s: Setup, standard: bool) -> Contender:
+    """APGD-CE (100 steps), then APGD-T (100 steps, 9 targets) on the images still robust;
+    for ``standard`` then FAB-T (100 steps, 9 targets) and Square (5,000 queries) likewise:
+    the components of torchattacks' ``AutoAttack(version="standard")`` at the reference 100
+    steps (AutoAttack itself runs them with torchattacks' default of 10)."""
+    model, k = s.model, s.num_classes
+    stages = [
+        ta.APGD(model, eps=s.eps, steps=100, loss="ce", seed=0),
+        ta.APGDT(model, eps=s.eps, steps=100, seed=0, n_classes=k),
+    ]
+    if standard:
+        stages += [
+            ta.FAB(model, eps=s.eps, steps=100, multi_targeted=True, n_classes=k, seed=0),
+            ta.Square(model, eps=s.eps, n_queries=5000, seed=0),
+        ]
 
     def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         adversarial = x.clone()
-        for stage in (apgd, apgdt):
+        for stage in stages:
             with torch.no_grad():
                 robust = model(adversarial).argmax(1) == y
             if not robust.any():
@@ -124,7 +136,7 @@ def _torchattacks_fast(ta: Any, s: Setup) -> Contender:
 
 
 def _art(attack: str, s: Setup) -> dict[str, Contender]:
-    if available("art") is None or attack in ("fast-suite",):
+    if available("art") is None or attack in ("fast-suite", "standard-suite"):
         return {}
     from art import attacks as art_attacks
     from art.estimators.classification import PyTorchClassifier
