@@ -343,6 +343,21 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path, data_dir: Path) -> 
         train({**config, "lr": 0.01}, progress=False)
 
 
+def test_pause_after_ends_the_run_there_and_a_rerun_goes_on(tmp_path: Path, data_dir: Path) -> None:
+    straight = train(tiny(tmp_path / "a", data_dir, n_train=600), progress=False)
+    config = tiny(tmp_path / "b", data_dir, n_train=600)
+    paused = train({**config, "pause_after": 1}, progress=False)
+    assert (paused.epochs_run, paused.stopped) == (1, None)
+    assert json.loads((tmp_path / "b" / "last.json").read_text())["epoch"] == 1
+    # The learning rate of epoch 1 followed the whole schedule: going on matches a run
+    # that never paused.
+    resumed = train(config, progress=False)
+    assert (resumed.resumed_from, resumed.epochs_run) == (1, 1)
+    weights_a = load_file(str(straight.last_path))
+    weights_b = load_file(str(resumed.last_path))
+    assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
+
+
 def test_init_from_starts_where_the_given_model_ended(tmp_path: Path, data_dir: Path) -> None:
     first = train(tiny(tmp_path / "first", data_dir, epochs=1), progress=False)
     # lr 0: the optimizer never moves the weights, so they must be the starting ones.

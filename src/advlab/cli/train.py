@@ -117,6 +117,10 @@ def train(
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many epochs without improvement.")
     ] = None,
+    pause_after: Annotated[
+        int | None,
+        typer.Option(help="End this run after epoch N of --epochs' schedule; rerun to go on."),
+    ] = None,
     distillation: Distillation = Distillation(),
     init_from: Annotated[
         str | None,
@@ -164,6 +168,7 @@ def train(
         "schedule": schedule, "weight_decay": weight_decay, "augment": augment,
         "n_train": n_train, "exclude": exclude, "seed": seed, "device": device,
         "out_dir": out, "name": name, "patience": patience, "num_threads": num_threads,
+        "pause_after": pause_after,
         "init_from": init_from, **asdict(distillation),
         "adversarial": adversarial_values if adv.adversarial is not None else None,
     }  # fmt: skip

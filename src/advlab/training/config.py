@@ -21,7 +21,9 @@ from advlab.spec import epsilon_value
 #: Default learning rate per optimizer when ``lr`` is not given.
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 #: Fields that may change between an interrupted run and its resumption.
-RESUME_FREE_FIELDS = frozenset({"data_dir", "out_dir", "device", "num_threads", "compile"})
+RESUME_FREE_FIELDS = frozenset(
+    {"data_dir", "out_dir", "device", "num_threads", "compile", "pause_after"}
+)
 
 
 class AdversarialTrainingConfig(BaseModel):
@@ -113,6 +115,9 @@ class TrainConfig(BaseModel):
     init_from: str | None = None
     # Stop when the selection metric has not improved for this many epochs.
     patience: int | None = Field(default=None, ge=1)
+    # End this invocation after epoch N of the ``epochs`` schedule, as if interrupted there:
+    # a rerun with a larger value, or none, goes on (a time-boxed session, a staged recipe).
+    pause_after: int | None = Field(default=None, ge=1)
     # bfloat16 autocast on CUDA (ignored on CPU).
     amp: bool = True
     # torch.compile the training forward and backward (standard and distillation training).

@@ -215,6 +215,11 @@ class _Run:
             if stopped:
                 log.warning("%s: stopping after epoch %d", stopped, epoch + 1)
                 break
+            if config.pause_after is not None and epoch + 1 >= config.pause_after:
+                log.warning("pausing after epoch %d of %d (pause_after): run again with a "
+                            "larger pause_after, or none, to go on", epoch + 1,
+                            config.epochs)  # fmt: skip
+                break
         return self._result(history, start, sizes, stopped)
 
     # -- robust validation (a method, so that tests can stand in for it) -----------------
