@@ -95,3 +95,28 @@ def test_adversarial_training_attacks_the_model_itself() -> None:
     assert step.attack.fold_batchnorm is False  # type: ignore[attr-defined]
     step.set_eps(0.05)  # type: ignore[attr-defined]
     assert step.attack.fold_batchnorm is False  # type: ignore[attr-defined]
+
+
+def test_black_box_attacks_query_the_folded_copy_and_are_judged_on_the_model() -> None:
+    from advlab.attacks import HopSkipJump, Square
+    from advlab.attacks.fold import _cache
+
+    net, images = _net(3), torch.rand(12, 3, 8, 8)
+    with torch.no_grad():
+        labels = net(images).argmax(1)
+    for attack in (Square(eps=0.1, max_queries=50, seed=0), HopSkipJump(max_queries=60, seed=0)):
+        _cache.pop(net, None)
+        result = attack(net, images, labels)
+        assert net in _cache  # the queries went to the folded copy
+        with torch.no_grad():
+            fooled = net(result.adversarial).argmax(1) != labels
+        assert torch.equal(result.success, fooled), attack.name
+        assert int(result.queries.max()) <= attack.max_queries
+    # Without folding the same attack runs on the model itself, to the same verdicts.
+    _cache.pop(net, None)
+    plain = Square(eps=0.1, max_queries=50, seed=0)
+    plain.fold_batchnorm = False
+    result = plain(net, images, labels)
+    assert net not in _cache
+    with torch.no_grad():
+        assert torch.equal(result.success, net(result.adversarial).argmax(1) != labels)

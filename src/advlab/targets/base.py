@@ -119,6 +119,9 @@ class QueryBudget:
         self.target = target
         self.max_queries = int(max_queries)
         self.used = torch.zeros(n, dtype=torch.int64, device=device)
+        #: Where success is judged, when the queries go to a faster copy of ``target``
+        #: (a local model with its batch norms folded); ``None``: ``target`` itself.
+        self.judge: Target | None = None
 
     def remaining(self, index: torch.Tensor) -> torch.Tensor:
         return self.max_queries - self.used[index]

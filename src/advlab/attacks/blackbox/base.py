@@ -8,11 +8,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+from torch import nn
 
-from advlab.attacks.base import Attack, AttackOptions, AttackResult, check_inputs
+from advlab.attacks.base import Attack, AttackOptions, AttackResult, _model_dtype, check_inputs
+from advlab.attacks.fold import ChannelsLastInputs, folded
 from advlab.attacks.norms import LINF, Norm
 from advlab.errors import check
-from advlab.targets import QueryBudget, as_target
+from advlab.targets import LocalTarget, QueryBudget, as_target
 from advlab.targets.base import OutputKind
 
 if TYPE_CHECKING:
@@ -54,7 +56,16 @@ class BlackBoxAttack(Attack):
     ) -> Iterator[QueryBudget]:
         target = as_target(model, self.output_kind)
         check_inputs(images, labels, target, targets)
-        yield QueryBudget(target, images.shape[0], self.max_queries, images.device)
+        budget = QueryBudget(target, images.shape[0], self.max_queries, images.device)
+        if self.fold_batchnorm and isinstance(model, nn.Module):
+            fast = folded(model, images.detach().to(_model_dtype(model, images)))
+            if fast is not model:
+                # The queries go to the folded copy (the same function to float rounding,
+                # cheaper); success is judged on the model itself (``_result``).
+                search = LocalTarget(ChannelsLastInputs(fast), self.output_kind)
+                search.num_classes, search.input_shape = target.num_classes, target.input_shape
+                budget.target, budget.judge = search, target
+        yield budget
 
     def _scores(self, session: QueryBudget, images: torch.Tensor) -> torch.Tensor:
         index = torch.arange(images.shape[0], device=images.device)
@@ -73,6 +84,10 @@ class BlackBoxAttack(Attack):
         success: torch.Tensor,
     ) -> AttackResult:
         clipped = self._clip(adversarial.detach(), images)
+        if session.judge is not None:  # the queries went to a folded copy: ask the model
+            predictions = session.judge.predict_labels(clipped).to(images.device)
+            success = self.is_adversarial(predictions, goal, targets is not None)
+            return AttackResult(clipped, success, session.used.cpu(), targets)
         # An attack that left the ball has its success revoked: we only report what was
         # verified by its own queries on the example we return.
         moved = (clipped - adversarial).flatten(1).abs().amax(dim=1) > 1e-6
