@@ -87,9 +87,9 @@ class BlackBoxAttack(Attack):
         if session.judge is not None:  # the queries went to a folded copy: ask the model
             predictions = session.judge.predict_labels(clipped).to(images.device)
             success = self.is_adversarial(predictions, goal, targets is not None)
-            return AttackResult(clipped, success, session.used.cpu(), targets)
-        # An attack that left the ball has its success revoked: we only report what was
-        # verified by its own queries on the example we return.
-        moved = (clipped - adversarial).flatten(1).abs().amax(dim=1) > 1e-6
-        success = success.to(images.device) & ~moved
+        else:
+            # An attack that left the ball has its success revoked: we only report what was
+            # verified by its own queries on the example we return.
+            moved = (clipped - adversarial).flatten(1).abs().amax(dim=1) > 1e-6
+            success = success.to(images.device) & ~moved
         return AttackResult(clipped, success, session.used.cpu(), targets)
