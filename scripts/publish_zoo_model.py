@@ -11,6 +11,15 @@ the sidecar is the run's, plus name, description, command, licenses and extra me
 still runs in float32 after loading) and measures the stored file's test accuracy again
 (``metrics.test_accuracy``; the run's float32 figure stays as ``test_accuracy_float32``),
 which needs the data set in ``ADVLAB_DATA_DIR``.
+
+``--test-accuracy`` measures the shipped file on the whole test split (for runs validated on a
+held-out part of the training set), and ``--suite-results`` adds the figures of an
+``advlab evaluate --suite`` run of that checkpoint (its ``results.json``)::
+
+    python scripts/publish_zoo_model.py runs/zoo-cifar-resnet20-robust-8/best.safetensors \
+        --name cifar-resnet20-robust-8 --description "..." \
+        --config src/advlab/zoo/cifar-resnet20-robust-8.train.yaml \
+        --test-accuracy --suite-results runs/eval/std/results.json
 """
 
 from __future__ import annotations
@@ -42,9 +51,17 @@ def main() -> None:
     parser.add_argument("--distill", action="store_true", help="the run used --distill")
     parser.add_argument("--half", action="store_true", help="store float tensors as float16")
     parser.add_argument("--command", default=None, help="the training command, if not one config")
+    parser.add_argument("--test-accuracy", action="store_true", help="measure the test split")
+    parser.add_argument("--suite-results", type=Path, help="results.json of a suite evaluation")
+    parser.add_argument(
+        "--zoo", type=Path, default=ZOO, help="where to write (default: the package)"
+    )
     args = parser.parse_args()
+    extra = json.loads(args.metrics)
+    if args.suite_results is not None:
+        extra.update(suite_metrics(args.suite_results, args.checkpoint))
     meta = read_sidecar(args.checkpoint)
-    target = ZOO / f"{args.name}.safetensors"
+    target = args.zoo / f"{args.name}.safetensors"
     if args.half:
         state = load_file(str(args.checkpoint))
         halved = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -65,16 +82,36 @@ def main() -> None:
         data_license=DATA_LICENSES.get(str(meta.get("dataset")), str(meta.get("dataset"))),
         sha256=sha256_of(target),
     )
-    meta["metrics"] = {**meta.get("metrics", {}), **json.loads(args.metrics)}
+    meta["metrics"] = {**meta.get("metrics", {}), **extra}
     sidecar_path(target).write_text(json.dumps(meta, indent=2, default=str))
-    if args.half:
-        meta["metrics"].update(_stored_accuracy(target, meta))
+    if args.half or args.test_accuracy:
+        meta["metrics"].update(_stored_accuracy(target, meta, was_halved=args.half))
         sidecar_path(target).write_text(json.dumps(meta, indent=2, default=str))
     print(f"{target} ({target.stat().st_size:,} bytes, sha256 {meta['sha256']})")
 
 
-def _stored_accuracy(target: Path, meta: dict) -> dict[str, float]:
-    """Test accuracy of the float16 file as users load it (float32 weights from float16)."""
+def suite_metrics(results: Path, checkpoint: Path) -> dict[str, object]:
+    """The suite figures of one ``advlab evaluate --suite`` run of this checkpoint."""
+    from advlab.models import load_model
+    from advlab.models.weights import weights_sha256
+
+    evaluation = json.loads(results.read_text())
+    if evaluation.get("weights_sha256") != weights_sha256(load_model(str(checkpoint))):
+        raise SystemExit(f"{results} evaluated other weights; evaluate this checkpoint first")
+    if not evaluation.get("suite"):
+        raise SystemExit(f"{results} has no suite; run advlab evaluate with --suite")
+    (entry,) = evaluation["suite"]
+    return {
+        "suite": entry["suite"],
+        "suite_robust_accuracy": entry["robust_accuracy"],
+        "suite_eps": entry["eps"],
+        "suite_n": evaluation["n"],
+        "suite_clean_accuracy": evaluation["clean_accuracy"],
+    }
+
+
+def _stored_accuracy(target: Path, meta: dict, *, was_halved: bool) -> dict[str, float]:
+    """Test accuracy of the file as users load it (float32 weights, even from float16)."""
     from advlab.data import load_dataset
     from advlab.models import load_model
     from advlab.training import evaluate_accuracy
@@ -82,6 +119,9 @@ def _stored_accuracy(target: Path, meta: dict) -> dict[str, float]:
     model = load_model(str(target))
     test = load_dataset(str(meta["dataset"]), split="test")
     accuracy = evaluate_accuracy(model, test, torch.device("cpu"))
+    if not was_halved:
+        print(f"{target.name}: test accuracy {accuracy:.4f} on {len(test)} images")
+        return {"test_accuracy": accuracy}
     run = meta["metrics"].get("test_accuracy")
     print(f"stored float16 file: test accuracy {accuracy:.4f} (the run's float32: {run})")
     return {"test_accuracy": accuracy, "test_accuracy_float32": run}

@@ -4,6 +4,9 @@ sanity lines and gradient-masking checks, in results.json, the report and the CL
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,26 @@ def test_cli_prints_the_suite_table_sanity_line_and_checks(
     assert "quick suite, linf eps 0.1" in out and "apgd-ce" in out
     assert "max linf perturbation" in out and "NaNs: 0" in out
     assert "check large-eps: pass" in out
+
+
+def test_publishing_a_zoo_model_records_its_suite_figures_and_refuses_other_weights(
+    quick_run, tmp_path: Path
+) -> None:
+    config, output = quick_run
+    checkpoint = Path(str(resources.files("advlab") / "zoo" / "mnist-cnn-robust-0.1.safetensors"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "publish_zoo_model.py"
+    args = [sys.executable, str(script), str(checkpoint), "--name", "published",
+            "--description", "a test", "--config", "some.train.yaml", "--zoo", str(tmp_path),
+            "--suite-results", str(Path(config.out) / "results.json")]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "published.json").read_text())["metrics"]
+    (entry,) = output.results["suite"]
+    assert metrics["suite"] == "quick" and metrics["suite_n"] == 16
+    assert metrics["suite_robust_accuracy"] == entry["robust_accuracy"]
+    assert metrics["suite_clean_accuracy"] == output.results["clean_accuracy"]
+    other = str(checkpoint).replace("robust-0.1", "robust-0.3")
+    done = subprocess.run(
+        [*args[:2], other, *args[3:]], capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0 and "evaluated other weights" in done.stderr
