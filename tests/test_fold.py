@@ -69,14 +69,14 @@ def test_nothing_is_folded_where_tracing_could_change_the_model() -> None:
 
 
 def test_attacks_search_on_the_folded_copy_and_judge_on_the_model(monkeypatch) -> None:
-    from advlab.attacks import PGD, base
+    from advlab.attacks import PGD, search
 
     net, images = _net(), torch.rand(8, 3, 8, 8)
     with torch.no_grad():
         labels = net(images).argmax(1)
     searched = []
-    real = base.folded
-    monkeypatch.setattr(base, "folded", lambda model, x: searched.append(model) or real(model, x))
+    real = search.folded
+    monkeypatch.setattr(search, "folded", lambda model, x: searched.append(model) or real(model, x))
     result = PGD(eps=0.1, steps=5, seed=0)(net, images, labels)
     assert searched == [net]
     with torch.no_grad():

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 import torch
 from torch import nn
 
-from advlab.attacks.fold import folded
 from advlab.attacks.gradient import layout
 from advlab.attacks.norms import LINF, LpBall, Norm, get_norm
 from advlab.attacks.result import AttackResult
+from advlab.attacks.search import search_model
 from advlab.errors import AdvlabError, check
 from advlab.models.context import frozen_eval
 from advlab.targets import Target
@@ -238,8 +238,8 @@ class Attack(ABC):
                 )  # fmt: skip
                 goal = targets if targets is not None else labels
                 search = session
-                if self.fold_batchnorm and isinstance(session, nn.Module):
-                    search = folded(session, images)
+                if isinstance(session, nn.Module):
+                    search = search_model(session, images, fold=self.fold_batchnorm)
                 output = self._run(search, images, goal, targets is not None)
                 return self._result(session, images, goal, targets, *output)
         finally:

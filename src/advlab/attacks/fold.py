@@ -39,7 +39,7 @@ def folded(model: nn.Module, images: torch.Tensor) -> nn.Module:
     """
     if not foldable(model):
         return model
-    key = _fingerprint(model)
+    key = fingerprint(model)
     cached = _cache.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -93,7 +93,7 @@ def _fold(model: nn.Module, images: torch.Tensor) -> nn.Module:
     return copy
 
 
-def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
+def fingerprint(model: nn.Module) -> tuple[Any, ...]:
     """Changes whenever a weight or buffer is replaced or changed in place."""
     tensors = [*model.parameters(), *model.buffers()]
     return tuple((id(tensor), tensor._version, tensor.device) for tensor in tensors)

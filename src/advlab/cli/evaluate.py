@@ -80,6 +80,10 @@ def evaluate(
         str | None,
         typer.Option(help="Preset cascade standard, fast or quick (docs/suite.md), in --norm."),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(help="Search in float32, bfloat16 (float32 verdicts) or auto: docs/suite.md."),
+    ] = "float32",
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -106,6 +110,7 @@ def evaluate(
         **asdict(dest), "examples": examples, "defense": defense,
         "target_timeout": target_timeout, "target_retries": target_retries,
         "target_total_timeout": target_total_timeout, "suite": suite, "suite_norm": norm,
+        "precision": precision,
     }  # fmt: skip
     config = build_config(
         ctx, EvaluateConfig, values, {"attacks": ("attack", "norm"), "suite_norm": "norm"}
@@ -132,6 +137,7 @@ def print_run_header(config: EvaluateConfig) -> None:
     console.print(
         f"[bold]advlab[/bold] {config.model} on {config.dataset} (n={config.n}, "
         f"seed={config.seed}): {names} at eps {', '.join(f'{e:g}' for e in config.epsilons)}"
+        + (f", searching in {config.precision}" if config.precision != "float32" else "")
     )
 
 

@@ -22,6 +22,7 @@ import advlab
 import advlab.evaluation.metrics as metrics
 from advlab.attacks.cascade import CascadeResult
 from advlab.attacks.norms import perturbation_norms
+from advlab.attacks.precision import check_precision, resolve, search_precision
 from advlab.data import ImageDataset
 from advlab.errors import check
 from advlab.evaluation.ranks import Ranks
@@ -81,6 +82,7 @@ def evaluate(
     examples: int = 8,
     on_batch: Callable[[BatchDone], None] | None = None,
     checks: bool = True,
+    precision: str = "float32",
 ) -> Evaluation:
     """Run every attack at every eps on ``dataset`` and measure robustness.
 
@@ -97,8 +99,14 @@ def evaluate(
     group) every rank calls this with the same arguments, each computes its share of
     the batches, and rank 0 alone writes to ``store`` (pass None on the other ranks);
     every rank returns the same evaluation, equal to a one-process run's.
+
+    ``precision`` "bfloat16" (or "auto": bfloat16 where the device runs it fast) searches
+    in bfloat16 with float32 verdicts (:mod:`advlab.attacks.precision`); it is part of
+    the run's identity.
     """
     attacks = list(attacks)
+    check_precision(precision)
+    precision = resolve(precision, model_device(model))
     epsilons = [float(eps) for eps in epsilons]
     check(len(dataset) > 0, "the data set is empty: give at least one image")
     check(examples >= 0, f"examples must be >= 0, got {examples}")
@@ -107,10 +115,12 @@ def evaluate(
     check_fit(model, dataset)
     identity = run_identity(model, dataset, cast(list[AttackSpec], attacks), epsilons,
                             batch_size, seed)  # fmt: skip
+    if precision != "float32":  # (float32 runs keep the identity they always had)
+        identity["precision"] = precision
     run_id = run_id_of(identity)
     config = {
         **(run_config or {}), "batch_size": batch_size, "seed": seed, "epsilons": epsilons,
-        "attacks": [spec.to_dict() for spec in attacks],
+        "attacks": [spec.to_dict() for spec in attacks], "precision": precision,
     }  # fmt: skip
     sweep = _Sweep(model, dataset, attacks, epsilons, batch_size, seed, run_id, examples)
     ranks = sweep.ranks
@@ -125,11 +135,12 @@ def evaluate(
             log.info("resuming run %s: %d of %d units already stored in %s",
                      run_id, len(run.done), sweep.units_total + parts, run.store.path)  # fmt: skip
         sweep.store = run.store
-        sweep.run(run.done, progress, on_batch)
-        evaluation = _collect(sweep, identity, config) if ranks.main else None
-        if evaluation is not None and evaluation.suite:
-            end_suite(evaluation, sweep.model, sweep.dataset, sweep.store, sweep.batch_size,
-                      sweep.seed if checks else None)  # fmt: skip
+        with search_precision(precision):
+            sweep.run(run.done, progress, on_batch)
+            evaluation = _collect(sweep, identity, config) if ranks.main else None
+            if evaluation is not None and evaluation.suite:
+                end_suite(evaluation, sweep.model, sweep.dataset, sweep.store,
+                          sweep.batch_size, sweep.seed if checks else None)  # fmt: skip
         if evaluation is not None:
             run.finish(evaluation.to_dict())
     return ranks.broadcast(evaluation)  # type: ignore[return-value]

@@ -100,6 +100,9 @@ class EvaluateConfig(_Sweep):
     # A preset cascade (standard, fast, quick; docs/suite.md) in suite_norm, after the attacks.
     suite: Literal["standard", "fast", "quick"] | None = None
     suite_norm: Literal["linf", "l2"] = "linf"
+    # Attacks search in bfloat16 with float32 verdicts (advlab.attacks.precision); auto:
+    # where the device runs bfloat16 fast (a GPU, a CPU with AMX).
+    precision: Literal["float32", "bfloat16", "auto"] = "float32"
 
     @model_validator(mode="before")
     @classmethod

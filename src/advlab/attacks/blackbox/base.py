@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from advlab.attacks.base import Attack, AttackOptions, AttackResult, _model_dtype, check_inputs
-from advlab.attacks.fold import ChannelsLastInputs, folded
+from advlab.attacks.fold import ChannelsLastInputs
 from advlab.attacks.norms import LINF, Norm
+from advlab.attacks.search import search_model
 from advlab.errors import check
 from advlab.targets import LocalTarget, QueryBudget, as_target
 from advlab.targets.base import OutputKind
@@ -57,11 +58,12 @@ class BlackBoxAttack(Attack):
         target = as_target(model, self.output_kind)
         check_inputs(images, labels, target, targets)
         budget = QueryBudget(target, images.shape[0], self.max_queries, images.device)
-        if self.fold_batchnorm and isinstance(model, nn.Module):
-            fast = folded(model, images.detach().to(_model_dtype(model, images)))
+        if isinstance(model, nn.Module):
+            fast = search_model(model, images.detach().to(_model_dtype(model, images)),
+                                fold=self.fold_batchnorm)  # fmt: skip
             if fast is not model:
-                # The queries go to the folded copy (the same function to float rounding,
-                # cheaper); success is judged on the model itself (``_result``).
+                # The queries go to a faster stand-in (folded, maybe bfloat16: the same
+                # predictions); success is judged on the model itself (``_result``).
                 search = LocalTarget(ChannelsLastInputs(fast), self.output_kind)
                 search.num_classes, search.input_shape = target.num_classes, target.input_shape
                 budget.target, budget.judge = search, target
