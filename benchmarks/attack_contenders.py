@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 import advlab.attacks as ours
+from advlab.attacks.precision import search_precision
 
 Contender = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -47,6 +48,8 @@ class Setup:
     device: torch.device
     square_queries: int
     apgd_steps: int
+    #: advlab's search precision (``advlab.attacks.precision``); the peers run float32.
+    precision: str = "float32"
 
 
 def available(library: str) -> Any | None:
@@ -82,7 +85,12 @@ def _advlab(attack: str, s: Setup) -> dict[str, Contender]:
         "standard-suite": ours.suite("standard", eps),
     }
     runner = built[attack]
-    return {"advlab": lambda x, y: runner(model, x, y).adversarial}
+
+    def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with search_precision(s.precision):
+            return runner(model, x, y).adversarial
+
+    return {"advlab": run}
 
 
 def _torchattacks(attack: str, s: Setup) -> dict[str, Contender]:

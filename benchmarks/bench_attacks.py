@@ -39,6 +39,7 @@ import torch
 from attack_contenders import ATTACKS, Contender, Setup, available, contenders
 from torch import nn
 
+from advlab.attacks.precision import resolve
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError
 from advlab.models import get_entry, load_model, resolve_device
@@ -63,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--apgd-steps", type=int, default=100)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--precision", default="float32", help="advlab's search: bfloat16, auto")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
@@ -98,7 +100,8 @@ def make_setup(args: argparse.Namespace, model: nn.Module, device: torch.device)
     entry = get_entry(args.model)
     eps = args.eps if args.eps is not None else 0.3 if "mnist" in entry.dataset else 8 / 255
     return Setup(model, eps, entry.num_classes, tuple(entry.input_shape), args.batch_size,
-                 device, args.square_queries, args.apgd_steps)  # fmt: skip
+                 device, args.square_queries, args.apgd_steps,
+                 resolve(args.precision, device))  # fmt: skip
 
 
 def synchronize(device: torch.device) -> None:
@@ -263,9 +266,9 @@ def main(argv: list[str] | None = None) -> None:
     fb = pass_seconds(model, *batches[0], backward=True) / len(batches[0][1])
     forward = pass_seconds(model, *batches[0], backward=False) / len(batches[0][1])
     log.info("model %s, %d images, batch %d, eps %.4f, %s (%d threads): one forward+backward "
-             "%.2f ms/image, one forward %.2f ms/image", args.model, len(images),
-             args.batch_size, setup.eps, device, torch.get_num_threads(), fb * 1e3,
-             forward * 1e3)  # fmt: skip
+             "%.2f ms/image, one forward %.2f ms/image; advlab searches in %s", args.model,
+             len(images), args.batch_size, setup.eps, device, torch.get_num_threads(), fb * 1e3,
+             forward * 1e3, setup.precision)  # fmt: skip
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as folder:
         images_file = Path(folder) / "images.pt"
@@ -304,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
             "command": shlex.join([sys.executable, *sys.argv]),
             "model": args.model, "eps": setup.eps, "n": len(images),
             "batch_size": args.batch_size, "repeats": args.repeats,
+            "advlab_precision": setup.precision,
             "square_queries": args.square_queries, "apgd_steps": args.apgd_steps,
             "machine": machine(device), "versions": versions(),
             "forward_backward_seconds_per_image": fb, "forward_seconds_per_image": forward,
