@@ -33,6 +33,9 @@ Store = Annotated[
     str | None, typer.Option(help="SQLite results store (default ~/.advlab/results.sqlite).")
 ]
 BatchSize = Annotated[int, typer.Option(help="Images per batch.")]
+AttackBatchSize = Annotated[
+    str, typer.Option(help="Images per batch, or auto: what the device's free memory holds.")
+]
 Weights = Annotated[str | None, typer.Option(help="Weights file (.safetensors, .pt/.pth).")]
 DataDir = Annotated[
     str | None, typer.Option(help="Folder holding the data (else ADVLAB_DATA_DIR).")
@@ -72,7 +75,7 @@ class Source:
 class Run:
     """``--batch-size``, ``--seed``, ``--device``: how a command runs."""
 
-    batch_size: BatchSize = 128
+    batch_size: AttackBatchSize = "128"
     seed: Seed = 0
     device: Device = "auto"
 

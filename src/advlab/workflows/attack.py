@@ -13,7 +13,7 @@ import torch
 from advlab.data import ImageDataset
 from advlab.evaluation.session import check_fit
 from advlab.models import load_model, resolve_device
-from advlab.workflows.common import load_data, prepare_folder, write_config
+from advlab.workflows.common import load_data, prepare_folder, resolve_batch_size, write_config
 from advlab.workflows.config import AttackConfig
 
 RESULT_FILES = ("adversarial.npz", "attack.json")
@@ -37,6 +37,7 @@ def run_attack(config: AttackConfig, *, progress: bool = True, force: bool = Fal
     out_dir = prepare_folder(config, force=force, results=RESULT_FILES)
     model = load_model(config.model, weights=config.weights, device=resolve_device(config.device))
     data = load_data(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
+    batch_size = resolve_batch_size(config.batch_size, [model], len(data))
     check_fit(model, data)
     choice = config.attack
     attack = get_attack(choice.name)(
@@ -46,7 +47,7 @@ def run_attack(config: AttackConfig, *, progress: bool = True, force: bool = Fal
     adversarial, success, predictions, queries = [], [], [], []
     label = f"{choice.name} eps={config.eps:g}"
     with progress_bar(len(data), label, enabled=progress) as advance:
-        for _, images, labels in data.batches(config.batch_size):
+        for _, images, labels in data.batches(batch_size):
             result = attack(model, images.to(model.device), labels.to(model.device))
             with torch.no_grad():
                 predictions.append(model(result.adversarial).argmax(1).cpu())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch import nn
 
 from advlab.data import ImageDataset, load_dataset
 from advlab.errors import AdvlabError
@@ -18,6 +19,7 @@ from advlab.workflows.base import RunConfig
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
+DEFAULT_BATCH_SIZE = 128
 
 
 @dataclass
@@ -42,6 +44,25 @@ def load_data(
     data = load_dataset(dataset, split, n, data_dir, seed=seed)
     note_fewer(data, n, option)
     return data
+
+
+def resolve_batch_size(batch_size: int | str, models: list[Any], n: int) -> int:
+    """``batch_size``, or for "auto" the largest that every model's attacks fit in memory
+    (the first process's choice under torchrun, so that every rank batches alike)."""
+    if batch_size != "auto":
+        return int(batch_size)
+    from advlab.evaluation.batch_size import auto_batch_size
+    from advlab.evaluation.ranks import Ranks
+    from advlab.evaluation.session import model_device
+
+    shapes: list[Any] = [getattr(m, "input_shape", None) for m in models]
+    local = [(m, tuple(shape)) for m, shape in zip(models, shapes, strict=True)
+             if isinstance(m, nn.Module) and shape]  # fmt: skip
+    if not local:  # a black box: nothing to measure here
+        log.info("batch size auto: a query-only target, using %d", DEFAULT_BATCH_SIZE)
+        return min(DEFAULT_BATCH_SIZE, n)
+    sizes = [auto_batch_size(m, shape, model_device(m), n) for m, shape in local]
+    return int(Ranks.current().broadcast(min(sizes)))
 
 
 def note_fewer(data: ImageDataset, n: int | None, option: str = "--n") -> None:

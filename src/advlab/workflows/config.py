@@ -31,9 +31,23 @@ class _Run(RunConfig):
 
     data_dir: str | None = None
     seed: int = 0
-    batch_size: int = Field(default=128, gt=0)
+    # "auto": the largest batch the device's free memory holds (evaluation/batch_size.py).
+    batch_size: int | Literal["auto"] = 128
     device: str = "auto"
     out: str
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _positive(cls, value: Any) -> int | str:
+        if value == "auto":
+            return value
+        try:
+            number = int(str(value))
+        except ValueError:
+            number = 0
+        if number <= 0 or isinstance(value, (bool, float)):
+            raise ValueError(f"batch_size must be a whole number > 0 or auto, got {value!r}")
+        return number
 
 
 class _Sweep(_Run):

@@ -11,7 +11,13 @@ from advlab.data import ImageDataset, load_dataset
 from advlab.errors import check
 from advlab.evaluation.session import check_fit
 from advlab.models import load_model, resolve_device
-from advlab.workflows.common import RunOutput, load_data, prepare_folder, write_config
+from advlab.workflows.common import (
+    RunOutput,
+    load_data,
+    prepare_folder,
+    resolve_batch_size,
+    write_config,
+)
 from advlab.workflows.config import DefendConfig
 
 RESULT_FILES = ("defend.json",)
@@ -55,10 +61,11 @@ def run_defend(config: DefendConfig, *, progress: bool = True, force: bool = Fal
         ]
     specs = [AttackSpec(name=a.name, norm=a.norm, params=dict(a.params)) for a in config.attacks]
     store = ResultStore(config.store) if config.store else ResultStore()
+    batch_size = resolve_batch_size(config.batch_size, [model], len(data))
     write_config(config)
     comparison = compare_defenses(
         model, data, candidates, specs, config.epsilons, seed=config.seed,
-        batch_size=config.batch_size, eot_samples=config.eot_samples,
+        batch_size=batch_size, eot_samples=config.eot_samples,
         gap_threshold=config.gap_threshold, min_retention=config.min_retention,
         checks=config.checks, check_n=config.check_n, check_eps=config.check_eps,
         check_steps=config.check_steps, check_queries=config.check_queries, store=store,

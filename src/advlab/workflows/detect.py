@@ -23,6 +23,7 @@ from advlab.workflows.common import (
     RunOutput,
     load_data,
     prepare_folder,
+    resolve_batch_size,
     write_config,
 )
 from advlab.workflows.config import DetectConfig
@@ -69,6 +70,7 @@ def run_detection(
         fit_split=config.fit_split, data_dir=config.data_dir,
     )  # fmt: skip
     check_fit(model, test)
+    batch_size = resolve_batch_size(config.batch_size, [model], len(test))
     train = AttackSpec(config.train_attack.name, config.train_attack.norm,
                        dict(config.train_attack.params))  # fmt: skip
     detector = build_detector(
@@ -78,7 +80,7 @@ def run_detection(
         training_attacks=[
             train.build(eps, config.seed + i) for i, eps in enumerate(config.epsilons)
         ],
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         seed=config.seed,
     )
     write_config(config)
@@ -90,7 +92,7 @@ def run_detection(
         config.epsilons,
         adaptive=config.adaptive,
         adaptive_steps=config.adaptive_steps,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         seed=config.seed,
         fit=_describe(fit_data),
         run_config=config.model_dump(),

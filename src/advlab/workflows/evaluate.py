@@ -9,7 +9,13 @@ from advlab.errors import check
 from advlab.evaluation.session import check_fit
 from advlab.models import ImageClassifier, load_model, resolve_device
 from advlab.targets import Target, TargetClassifier
-from advlab.workflows.common import RunOutput, load_data, prepare_folder, write_config
+from advlab.workflows.common import (
+    RunOutput,
+    load_data,
+    prepare_folder,
+    resolve_batch_size,
+    write_config,
+)
 from advlab.workflows.config import EvaluateConfig
 from advlab.workflows.distributed import distributed, on_main, rank_device
 
@@ -51,6 +57,7 @@ def _run(config: EvaluateConfig, *, progress: bool, force: bool) -> EvaluationOu
         else load_model(config.model, weights=config.weights, device=device)
     )
     data = load_data(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
+    batch_size = resolve_batch_size(config.batch_size, [model], len(data))
     if not config.target:
         check_fit(model, data)
     specs: list[AttackSpec | SuiteSpec] = [
@@ -66,7 +73,7 @@ def _run(config: EvaluateConfig, *, progress: bool, force: bool) -> EvaluationOu
     store = on_main(lambda: ResultStore(config.store) if config.store else ResultStore())
     on_main(lambda: write_config(config))
     evaluation = evaluate(
-        model, data, specs, config.epsilons, batch_size=config.batch_size, seed=config.seed,
+        model, data, specs, config.epsilons, batch_size=batch_size, seed=config.seed,
         store=store, run_config=_run_config(config), progress=progress,
         examples=config.examples, precision=config.precision,
     )  # fmt: skip
@@ -81,7 +88,7 @@ def _run(config: EvaluateConfig, *, progress: bool, force: bool) -> EvaluationOu
 
         comparison = compare_defenses(
             base, data, [defense_candidate(base, config.defense)], plain, config.epsilons,
-            seed=config.seed, batch_size=config.batch_size, progress=progress,
+            seed=config.seed, batch_size=batch_size, progress=progress,
             run_config=config.model_dump(), store=store,  # stored as it goes: resumable
         )  # fmt: skip
         results["defense_comparison"] = comparison.to_dict()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advlab.workflows.common import load_data, prepare_folder, write_config
+from advlab.workflows.common import load_data, prepare_folder, resolve_batch_size, write_config
 from advlab.workflows.config import TransferConfig
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def run_transfer(
             models[spec] = load_model(spec, device=device)
     assert config.dataset is not None  # the config resolves it
     data = load_data(config.dataset, config.split, config.n, config.data_dir, seed=config.seed)
+    batch_size = resolve_batch_size(config.batch_size, list(models.values()), len(data))
     specs = [AttackSpec(name=c.name, norm=c.norm, params=dict(c.params)) for c in config.attacks]
     write_config(config)
 
@@ -54,7 +55,7 @@ def run_transfer(
     matrix = transfer_matrix(
         {spec: models[spec] for spec in config.sources},
         {spec: models[spec] for spec in config.targets},
-        specs, config.epsilons, data, batch_size=config.batch_size, seed=config.seed,
+        specs, config.epsilons, data, batch_size=batch_size, seed=config.seed,
         progress=progress, run_config=config.model_dump(), on_update=save,
         store=ResultStore(config.store) if config.store else ResultStore(),
     )  # fmt: skip
