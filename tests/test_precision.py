@@ -9,9 +9,9 @@ from helpers import run_cli
 from torch import nn
 
 import advlab.attacks.precision as precision
-from advlab.attacks import PGD, Square
+from advlab.attacks import PGD, Square, search_precision
 from advlab.attacks.gradient import margin_loss
-from advlab.attacks.precision import BFloat16Search, resolve, search_precision
+from advlab.attacks.precision import BFloat16Search, resolve
 from advlab.attacks.search import search_model
 from advlab.data import load_dataset
 from advlab.errors import AdvlabError

@@ -5,6 +5,8 @@ white-box attacks are hooks of one gradient loop (:mod:`advlab.attacks.gradient`
 norm-specific math lives on ball objects (:mod:`advlab.attacks.norms`), the black-box
 attacks are in :mod:`advlab.attacks.blackbox`. A :class:`Cascade` runs several attacks as
 one per-image worst case; :func:`suite` builds the presets ("standard", "fast", "quick").
+Inside :func:`search_precision` ("bfloat16") attacks search in bfloat16 with float32
+verdicts (:mod:`advlab.attacks.precision`).
 """
 
 from advlab.attacks.apgd import APGD, APGDT
@@ -16,6 +18,7 @@ from advlab.attacks.fab import FABT
 from advlab.attacks.fgsm import FGSM
 from advlab.attacks.mim import MIM
 from advlab.attacks.pgd import BIM, PGD
+from advlab.attacks.precision import search_precision
 
 __all__ = [
     "APGD",
@@ -39,5 +42,6 @@ __all__ = [
     "evaluate_transfer",
     "frozen_eval",
     "get_attack",
+    "search_precision",
     "suite",
 ]
