@@ -62,10 +62,36 @@ def test_predictions_are_the_float32_ones_even_on_the_decision_boundary(model, s
     assert torch.equal(got.argmax(1), exact.argmax(1))
     # Without the float32 rows, bfloat16 alone gets some of these points wrong.
     assert (raw.argmax(1) != exact.argmax(1)).any()
-    far = ~precision.near_boundary(exact)
+    far = ~precision.near_boundary(exact, search.band.gap)
     assert not far.all()  # the bisected points are all near it ...
     clean = model(sample[0]).detach()
-    assert precision.near_boundary(clean).float().mean() < 0.2  # ... clean images rarely
+    assert precision.near_boundary(clean, search.band.gap).float().mean() < 0.2  # ... clean
+    # images rarely: the band is a few times the first batch's error, at least MIN_GAP.
+    assert precision.MIN_GAP <= search.band.gap < 0.1
+
+
+def test_the_band_widens_to_the_errors_seen_near_the_boundary(model, sample) -> None:
+    images, labels = sample
+    ends = _on_the_boundary(model, images, labels)
+    # Points at all distances from the boundary: shares of the way to the bisected ones.
+    points = torch.cat([w * ends for w in torch.linspace(0.5, 1.0, 8).tolist()])
+
+    class Skewed(nn.Module):  # errs by 8% of the logit range on class 0, never on class 1
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            logits = model(x)
+            span = logits.amax(1, keepdim=True) - logits.amin(1, keepdim=True)
+            return logits + 0.08 * span * F.one_hot(torch.zeros_like(logits[:, 0]).long(), 10)
+
+    with torch.no_grad():
+        exact = model(points).argmax(1)
+        fixed = BFloat16Search(Skewed(), model, precision.Band(0.0))
+        fixed.band.widen = lambda error: None  # type: ignore[method-assign]
+        assert (fixed(points).argmax(1) != exact).any()  # a narrow band lets flips through
+        search = BFloat16Search(Skewed(), model, precision.Band(0.0))
+        assert search.band.gap == precision.MIN_GAP
+        search(points)  # sees the error on the rows it recomputes, and widens
+        assert search.band.gap >= precision.MARGIN * 0.07
+        assert torch.equal(search(points).argmax(1), exact)
 
 
 def test_the_gradient_is_bfloat16s_and_points_the_same_way(model, sample) -> None:

@@ -5,11 +5,16 @@ ResNet-20 forward+backward pass under ``torch.autocast`` takes ~0.45 of float32'
 forward ~0.3. An attack's gradient only steers its search, and bfloat16 rounding moves a
 step, not the attack. A *verdict* must not move: an image stopped early because a rounding
 error put it across the boundary would be reported broken when it is not (or the reverse).
-So :class:`BFloat16Search` returns bfloat16 logits only where a row's top two logits are
-further apart than :data:`GAP` of its logit range (~6x the largest bfloat16 error measured
-on advlab's zoo models: 1.7% of the range), and the float32 logits of the model itself on
-the other rows: every prediction it gives, and so every early stop and success, is the
-float32 one. The gradient is bfloat16's on every row.
+
+So :class:`BFloat16Search` returns bfloat16 logits only on rows whose top two logits are
+further apart than a band (a share of the row's logit range), and the float32 logits of
+the model itself on the rows within it: a row's predicted class can only differ from
+float32's where the rounding error of its top class against another exceeds that gap.
+The band is set per model and widened as the attack goes (:class:`Band`): twice the
+largest such error measured on the model's first batch, and at least twice every error
+measured since on the rows recomputed, the ones near a boundary. Widening matters: on
+FAB's iterates (far out in the box) the error is up to ~7x the first batch's. The gradient
+is bfloat16's on every row, and every result is judged on the model in float32.
 
 Turn it on around any attack, or with ``advlab evaluate --precision``::
 
@@ -36,14 +41,17 @@ log = logging.getLogger(__name__)
 
 Precision = Literal["float32", "bfloat16", "auto"]
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "auto")
-#: A row is recomputed in float32 when its top-two gap is at most this share of its range.
-GAP = 0.1
-#: The first batch's largest bfloat16 error, as a share of the logit range, must stay
-#: below this (a quarter of the gap) or the model is searched in float32.
-CHECK = GAP / 4
+#: The band is at least this many times every bfloat16 error measured (see :class:`Band`) ...
+MARGIN = 2.0
+#: ... and never narrower than this share of the logit range.
+MIN_GAP = 0.02
+#: A model whose first batch errs by more than this share is searched in float32.
+CHECK = 0.05
 
 _precision: contextvars.ContextVar[str] = contextvars.ContextVar("precision", default="float32")
-_checked: weakref.WeakKeyDictionary[nn.Module, tuple[Any, bool]] = weakref.WeakKeyDictionary()
+_checked: weakref.WeakKeyDictionary[nn.Module, tuple[Any, float | None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @contextmanager
@@ -83,34 +91,64 @@ def fast_bfloat16(device: torch.device) -> bool:
     return False
 
 
+class Band:
+    """How close to a decision boundary (top-two gap over logit range) a row is recomputed.
+
+    ``MARGIN`` times the largest error seen: the first batch's, then each recomputed
+    row's. The error of a row is what decides its prediction: how far the rounding moved
+    its top class against any other class, as a share of the float32 logit range.
+    """
+
+    def __init__(self, first_error: float) -> None:
+        self.gap = max(MARGIN * first_error, MIN_GAP)
+
+    def widen(self, error: float) -> None:
+        if MARGIN * error > self.gap:
+            log.debug("bfloat16 band widened from %.3g to %.3g", self.gap, MARGIN * error)
+            self.gap = MARGIN * error
+
+
+def top_class_error(approx: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """Per row: how far rounding moved ``approx``'s top class against any other, over the
+    row's ``exact`` logit range. No prediction flips in a row whose gap exceeds it."""
+    delta = approx - exact
+    top = approx.argmax(dim=1, keepdim=True)
+    moved = (delta.gather(1, top) - delta).abs().amax(dim=1)
+    return moved / (exact.amax(dim=1) - exact.amin(dim=1)).clamp_min(1e-12)
+
+
 class BFloat16Search(nn.Module):
     """``net`` under bfloat16 autocast; rows near a decision boundary from ``exact``.
 
     ``exact`` is the float32 model whose predictions are the verdicts (the user's model);
-    ``net`` the one searched on (its folded copy, or itself).
+    ``net`` the one searched on (its folded copy, or itself). ``band`` is this search's
+    own: an attack widens it for the rest of its run only.
     """
 
-    def __init__(self, net: nn.Module, exact: nn.Module) -> None:
+    def __init__(self, net: nn.Module, exact: nn.Module, band: Band) -> None:
         super().__init__()
         self.net = net
         self.exact = [exact]  # a list: not a sub-module (its parameters are not ours)
+        self.band = band
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             logits = self.net(x)
         logits = logits.to(x.dtype)
-        close = near_boundary(logits.detach()).nonzero().squeeze(1)
+        close = near_boundary(logits.detach(), self.band.gap).nonzero().squeeze(1)
         if close.numel() == 0:
             return logits
         with torch.no_grad():
+            exact = self.exact[0](x[close].detach())
+            self.band.widen(float(top_class_error(logits.detach()[close], exact).max()))
             fix = torch.zeros_like(logits)
-            fix[close] = self.exact[0](x[close].detach()) - logits.detach()[close]
+            fix[close] = exact - logits.detach()[close]
         # The float32 values on those rows; the gradient stays bfloat16's.
         return logits + fix
 
 
-def near_boundary(logits: torch.Tensor, gap: float = GAP) -> torch.Tensor:
+def near_boundary(logits: torch.Tensor, gap: float) -> torch.Tensor:
     """Per row: the top two logits are within ``gap`` of the row's range (max - min)."""
     top = logits.topk(2, dim=1).values
     spread = top[:, 0] - logits.amin(dim=1)
@@ -121,28 +159,29 @@ def bfloat16_search(net: nn.Module, exact: nn.Module, images: torch.Tensor) -> n
     """``net`` wrapped in :class:`BFloat16Search`, or ``net`` itself where that is unsafe.
 
     Unsafe: outputs other than (N, classes) float32 logits (a detector's pair, say), or a
-    first-batch bfloat16 error above :data:`CHECK` of the logit range. The check runs
-    once per model and weights.
+    first-batch error (:func:`top_class_error`) above :data:`CHECK`. The first batch is
+    measured once per model and weights; each call gets a fresh :class:`Band` from it.
     """
     key = fingerprint(exact)
     cached = _checked.get(exact)
     if cached is None or cached[0] != key:
-        _checked[exact] = cached = (key, _agrees(net, exact, images[:64]))
-    return BFloat16Search(net, exact) if cached[1] else net
+        _checked[exact] = cached = (key, _first_error(net, exact, images[:64]))
+    error = cached[1]
+    return BFloat16Search(net, exact, Band(error)) if error is not None else net
 
 
-def _agrees(net: nn.Module, exact: nn.Module, images: torch.Tensor) -> bool:
+def _first_error(net: nn.Module, exact: nn.Module, images: torch.Tensor) -> float | None:
+    """The largest :func:`top_class_error` on ``images``; None where bfloat16 is unsafe."""
     if images.dtype != torch.float32 or images.shape[0] == 0:
-        return False
+        return None
     with torch.no_grad():
         expected = exact(images)
         if not isinstance(expected, torch.Tensor) or expected.dim() != 2 or expected.shape[1] < 2:
-            return False
+            return None
         with torch.autocast(images.device.type, dtype=torch.bfloat16):
             got = net(images)
-    spread = (expected.amax(dim=1) - expected.amin(dim=1)).clamp_min(1e-12)
-    error = float(((got.float() - expected).abs().amax(dim=1) / spread).max())
+    error = float(top_class_error(got.float(), expected).max())
     if error > CHECK:
         log.info("bfloat16 error %.3g of the logit range: searching in float32", error)
-        return False
-    return True
+        return None
+    return error
