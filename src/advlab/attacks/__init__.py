@@ -6,7 +6,8 @@ norm-specific math lives on ball objects (:mod:`advlab.attacks.norms`), the blac
 attacks are in :mod:`advlab.attacks.blackbox`. A :class:`Cascade` runs several attacks as
 one per-image worst case; :func:`suite` builds the presets ("standard", "fast", "quick").
 Inside :func:`search_precision` ("bfloat16") attacks search in bfloat16 with float32
-verdicts (:mod:`advlab.attacks.precision`).
+verdicts (:mod:`advlab.attacks.precision`); inside :func:`compiled_search` they search
+on ``torch.compile`` of the model.
 """
 
 from advlab.attacks.apgd import APGD, APGDT
@@ -19,6 +20,7 @@ from advlab.attacks.fgsm import FGSM
 from advlab.attacks.mim import MIM
 from advlab.attacks.pgd import BIM, PGD
 from advlab.attacks.precision import search_precision
+from advlab.attacks.search import compiled_search
 
 __all__ = [
     "APGD",
@@ -43,5 +45,6 @@ __all__ = [
     "frozen_eval",
     "get_attack",
     "search_precision",
+    "compiled_search",
     "suite",
 ]

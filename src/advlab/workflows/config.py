@@ -104,7 +104,9 @@ class EvaluateConfig(_Sweep):
     target_retries: int = Field(default=2, ge=0)
     target_total_timeout: float | None = Field(default=None, gt=0)
 
-    place_fields = PLACE_FIELDS | {"target_timeout", "target_retries", "target_total_timeout"}
+    place_fields = PLACE_FIELDS | {
+        "target_timeout", "target_retries", "target_total_timeout", "compile",
+    }  # fmt: skip
 
     def target_limits(self) -> dict[str, Any]:
         """The deadlines of an http(s) target, as :func:`load_target` takes them."""
@@ -117,6 +119,9 @@ class EvaluateConfig(_Sweep):
     # Attacks search in bfloat16 with float32 verdicts (advlab.attacks.precision); auto:
     # where the device runs bfloat16 fast (a GPU, a CPU with AMX).
     precision: Literal["float32", "bfloat16", "auto"] = "float32"
+    # Attacks search on torch.compile of the model: a compile up front, faster steps after;
+    # for long runs (the same numbers to rounding, so a run resumes with or without it).
+    compile: bool = False
 
     @model_validator(mode="before")
     @classmethod

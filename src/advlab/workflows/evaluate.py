@@ -75,7 +75,7 @@ def _run(config: EvaluateConfig, *, progress: bool, force: bool) -> EvaluationOu
     evaluation = evaluate(
         model, data, specs, config.epsilons, batch_size=batch_size, seed=config.seed,
         store=store, run_config=_run_config(config), progress=progress,
-        examples=config.examples, precision=config.precision,
+        examples=config.examples, precision=config.precision, compile=config.compile,
     )  # fmt: skip
     results = evaluation.to_dict()
     results_path = out_dir / "results.json"
