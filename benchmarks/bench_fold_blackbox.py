@@ -33,7 +33,7 @@ def main() -> None:
     seconds = {}
     for fold in (False, True):
         attack = Square(args.eps, max_queries=args.queries, seed=0)
-        attack.fold_batchnorm = fold
+        attack.search_copy = fold
         start = time.perf_counter()
         result = attack(model, data.images, data.labels)
         seconds[fold] = time.perf_counter() - start

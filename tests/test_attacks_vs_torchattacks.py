@@ -49,7 +49,7 @@ def unfolded(attack):
     """The attack on the model itself: batch-norm folding (advlab.attacks.fold) changes the
     rounding of every gradient, and a sign step turns rounding into flipped pixels. The
     pixel comparisons check the algorithm; the folded default is checked on its outcome."""
-    attack.fold_batchnorm = False
+    attack.search_copy = False
     return attack
 
 

@@ -65,7 +65,22 @@ def test_nothing_is_folded_where_tracing_could_change_the_model() -> None:
     hooked[1].register_forward_hook(lambda module, args, out: out * 2)
     assert folded(hooked, images) is hooked
     plain = nn.Sequential(nn.Flatten(), nn.Linear(192, 10)).eval()
-    assert folded(plain, images) is plain  # no batch norm: nothing to gain
+    assert folded(plain, images) is plain  # no batch norm, no convolution: nothing to gain
+
+
+def test_a_convolutional_model_without_batch_norm_gets_a_channels_last_copy() -> None:
+    net = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16 * 14 * 14, 10),
+    ).eval()  # fmt: skip
+    images = torch.rand(4, 1, 28, 28)
+    copy = folded(net, images)
+    assert copy is not net
+    weight = [p for p in copy.parameters() if p.dim() == 4][1]
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert not net[2].weight.is_contiguous(memory_format=torch.channels_last)  # untouched
+    with torch.no_grad():
+        torch.testing.assert_close(copy(images), net(images), rtol=1e-4, atol=1e-5)
 
 
 def test_attacks_search_on_the_folded_copy_and_judge_on_the_model(monkeypatch) -> None:
@@ -82,7 +97,7 @@ def test_attacks_search_on_the_folded_copy_and_judge_on_the_model(monkeypatch) -
     with torch.no_grad():
         assert torch.equal(result.success, net(result.adversarial).argmax(1) != labels)
     unfolded = PGD(eps=0.1, steps=5, seed=0)
-    unfolded.fold_batchnorm = False
+    unfolded.search_copy = False
     assert abs(unfolded(net, images, labels).success_rate - result.success_rate) <= 1 / 8
     assert len(searched) == 1
 
@@ -92,9 +107,9 @@ def test_adversarial_training_attacks_the_model_itself() -> None:
     from advlab.training.steps import make_training_step
 
     step = make_training_step(AdversarialTrainingConfig(method="pgd", eps=0.1, steps=2))
-    assert step.attack.fold_batchnorm is False  # type: ignore[attr-defined]
+    assert step.attack.search_copy is False  # type: ignore[attr-defined]
     step.set_eps(0.05)  # type: ignore[attr-defined]
-    assert step.attack.fold_batchnorm is False  # type: ignore[attr-defined]
+    assert step.attack.search_copy is False  # type: ignore[attr-defined]
 
 
 def test_black_box_attacks_query_the_folded_copy_and_are_judged_on_the_model() -> None:
@@ -115,7 +130,7 @@ def test_black_box_attacks_query_the_folded_copy_and_are_judged_on_the_model() -
     # Without folding the same attack runs on the model itself, to the same verdicts.
     _cache.pop(net, None)
     plain = Square(eps=0.1, max_queries=50, seed=0)
-    plain.fold_batchnorm = False
+    plain.search_copy = False
     result = plain(net, images, labels)
     assert net not in _cache
     with torch.no_grad():

@@ -96,7 +96,7 @@ def _unfolded(make_attack: Callable[[float], Attack]) -> Callable[[float], Attac
 
     def make(eps: float) -> Attack:
         attack = make_attack(eps)
-        attack.fold_batchnorm = False
+        attack.search_copy = False
         return attack
 
     return make

@@ -60,7 +60,7 @@ class BlackBoxAttack(Attack):
         budget = QueryBudget(target, images.shape[0], self.max_queries, images.device)
         if isinstance(model, nn.Module):
             fast = search_model(model, images.detach().to(_model_dtype(model, images)),
-                                fold=self.fold_batchnorm, gradients=False)  # fmt: skip
+                                fold=self.search_copy, gradients=False)  # fmt: skip
             if fast is not model:
                 # The queries go to a faster stand-in (folded, maybe bfloat16: the same
                 # predictions); success is judged on the model itself (``_result``).

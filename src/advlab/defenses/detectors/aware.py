@@ -97,6 +97,8 @@ class DetectorAwareAttack(PGD):
     """
 
     detector_type: ClassVar[type[Detector]]
+    #: The detector runs the very model it was fitted on: search on it, not a copy.
+    search_copy = False
 
     def __init__(
         self,
