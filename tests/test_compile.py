@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 
 import pytest
 import torch
@@ -14,7 +15,6 @@ from torch import nn
 import advlab.attacks.search as search
 from advlab.attacks import PGD, compiled_search
 from advlab.attacks.search import search_model
-from advlab.data import load_dataset
 from advlab.models import load_model
 
 
@@ -23,10 +23,10 @@ def model() -> nn.Module:
     return load_model("mnist-mlp", device="cpu").eval()
 
 
-@pytest.fixture(scope="module")
-def sample() -> tuple[torch.Tensor, torch.Tensor]:
-    data = load_dataset("mnist-demo", n=32, seed=4)
-    return data.images, data.labels
+@pytest.fixture
+def sample(mnist_sample) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = mnist_sample
+    return images[:32], labels[:32]
 
 
 def test_a_compiled_search_is_the_same_attack(model, sample) -> None:
@@ -62,13 +62,12 @@ def test_where_compile_fails_the_attack_warns_once_and_runs_uncompiled(
         return Failing()
 
     monkeypatch.setattr(torch, "compile", broken)
-    search._compiled.clear()
+    monkeypatch.setattr(search, "_compiled", weakref.WeakKeyDictionary())
     with caplog.at_level(logging.WARNING), compiled_search():
         assert search_model(model, images) is model
         result = PGD(eps=0.1, steps=5, seed=0)(model, images, labels)
     assert caplog.text.count("torch.compile failed (InductorError: no C++ compiler found)") == 1
     assert result.success.any()
-    search._compiled.clear()
 
 
 def test_evaluate_compile_is_the_same_run_resumed(capsys, tmp_path, monkeypatch) -> None:

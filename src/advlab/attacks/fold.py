@@ -25,7 +25,8 @@ attacked as it is.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -48,13 +49,7 @@ def folded(model: nn.Module, images: torch.Tensor) -> nn.Module:
     """
     if not foldable(model):
         return model
-    key = fingerprint(model)
-    cached = _cache.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    copy = _fold(model, images)
-    _cache[model] = (key, copy)
-    return copy
+    return per_weights(_cache, model, lambda: _fold(model, images))
 
 
 class ChannelsLastInputs(nn.Module):
@@ -102,6 +97,21 @@ def _fold(model: nn.Module, images: torch.Tensor) -> nn.Module:
     if got.shape != expected.shape or float((got - expected).abs().max()) > TOLERANCE * scale:
         return model
     return copy
+
+
+T = TypeVar("T")
+
+
+def per_weights(
+    cache: weakref.WeakKeyDictionary[nn.Module, tuple[Any, T]], model: nn.Module,
+    make: Callable[[], T],
+) -> T:  # fmt: skip
+    """``make()`` once per ``model`` and weights: kept in ``cache`` until they change."""
+    key = fingerprint(model)
+    cached = cache.get(model)
+    if cached is None or cached[0] != key:
+        cache[model] = cached = (key, make())
+    return cached[1]
 
 
 def fingerprint(model: nn.Module) -> tuple[Any, ...]:

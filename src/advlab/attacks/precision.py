@@ -34,7 +34,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from advlab.attacks.fold import fingerprint
+from advlab.attacks.fold import per_weights
 from advlab.errors import check
 
 log = logging.getLogger(__name__)
@@ -136,14 +136,15 @@ class BFloat16Search(nn.Module):
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             logits = self.net(x)
         logits = logits.to(x.dtype)
-        close = near_boundary(logits.detach(), self.band.gap).nonzero().squeeze(1)
+        approx = logits.detach()
+        close = near_boundary(approx, self.band.gap).nonzero().squeeze(1)
         if close.numel() == 0:
             return logits
         with torch.no_grad():
             exact = self.exact[0](x[close].detach())
-            self.band.widen(float(top_class_error(logits.detach()[close], exact).max()))
+            self.band.widen(float(top_class_error(approx[close], exact).max()))
             fix = torch.zeros_like(logits)
-            fix[close] = exact - logits.detach()[close]
+            fix[close] = exact - approx[close]
         # The float32 values on those rows; the gradient stays bfloat16's.
         return logits + fix
 
@@ -162,11 +163,7 @@ def bfloat16_search(net: nn.Module, exact: nn.Module, images: torch.Tensor) -> n
     first-batch error (:func:`top_class_error`) above :data:`CHECK`. The first batch is
     measured once per model and weights; each call gets a fresh :class:`Band` from it.
     """
-    key = fingerprint(exact)
-    cached = _checked.get(exact)
-    if cached is None or cached[0] != key:
-        _checked[exact] = cached = (key, _first_error(net, exact, images[:64]))
-    error = cached[1]
+    error = per_weights(_checked, exact, lambda: _first_error(net, exact, images[:64]))
     return BFloat16Search(net, exact, Band(error)) if error is not None else net
 
 

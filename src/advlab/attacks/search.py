@@ -18,17 +18,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from advlab.attacks.fold import fingerprint, folded
+from advlab.attacks.fold import folded, per_weights
 from advlab.attacks.gradient import layout
 from advlab.attacks.precision import bfloat16_search, current_precision, resolve
 
 log = logging.getLogger(__name__)
 
 _compile: contextvars.ContextVar[bool] = contextvars.ContextVar("compile", default=False)
-#: Per module: its fingerprint and the compiled copy that worked in each mode tried.
-_compiled: weakref.WeakKeyDictionary[nn.Module, tuple[Any, dict[tuple[bool, bool], nn.Module]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: (gradients, bfloat16) -> the compiled copy that worked in that mode, or the module itself.
+Modes = dict[tuple[bool, bool], nn.Module]
+_compiled: weakref.WeakKeyDictionary[nn.Module, tuple[Any, Modes]] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -67,14 +66,12 @@ def search_model(
 def _compiled_copy(
     net: nn.Module, images: torch.Tensor, gradients: bool, bfloat16: bool
 ) -> nn.Module:
-    """``torch.compile(net)``, once per module and weights, if it runs on ``images``."""
-    key, mode = fingerprint(net), (gradients, bfloat16)
-    cached = _compiled.get(net)
-    if cached is None or cached[0] != key:
-        _compiled[net] = cached = (key, {})
-    if mode not in cached[1]:
-        cached[1][mode] = _try_compile(net, images, gradients, bfloat16)
-    return cached[1][mode]
+    """``torch.compile(net)``, once per module, weights and mode, if it runs on ``images``."""
+    modes = per_weights(_compiled, net, dict)
+    mode = (gradients, bfloat16)
+    if mode not in modes:
+        modes[mode] = _try_compile(net, images, gradients, bfloat16)
+    return modes[mode]
 
 
 def _try_compile(
