@@ -163,3 +163,32 @@ def test_a_bfloat16_evaluation_is_its_own_run_with_the_same_numbers_to_an_image(
 def test_the_cli_names_a_bad_precision_in_one_line(capsys, tmp_path) -> None:
     code, out, err = run_cli(["evaluate", "--precision", "fp8", "--out", str(tmp_path)], capsys)
     assert code != 0 and "precision" in err and "Traceback" not in err
+
+
+def test_auto_searches_in_bfloat16_only_where_the_model_runs_faster_in_it(
+    model, sample, monkeypatch
+) -> None:
+    images, cpu = sample[0][:16], torch.device("cpu")
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda device: True)
+    monkeypatch.setattr(precision, "_timed", type(precision._timed)())
+    monkeypatch.setattr(precision, "WORTH", 0.0)  # no pass is that fast: float32
+    assert resolve("auto", cpu, model, images) == "float32"
+    monkeypatch.setattr(precision, "WORTH", 1e9)
+    assert resolve("auto", cpu, model, images) == "float32"  # timed once per weights
+    monkeypatch.setattr(precision, "_timed", type(precision._timed)())
+    assert resolve("auto", cpu, model, images) == "bfloat16"
+    assert resolve("auto", cpu) == "bfloat16"  # no model to time: the device decides
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda device: False)
+    assert resolve("auto", cpu, model, images) == "float32"
+
+
+def test_an_auto_evaluation_records_the_precision_it_searched_in(model, monkeypatch) -> None:
+    data = load_dataset("mnist-demo", n=16, seed=5)
+    monkeypatch.setattr(precision, "fast_bfloat16", lambda device: True)
+    spec = [AttackSpec("fgsm")]
+    for worth, expected in ((0.0, "float32"), (1e9, "bfloat16")):
+        monkeypatch.setattr(precision, "WORTH", worth)
+        monkeypatch.setattr(precision, "_timed", type(precision._timed)())
+        run = evaluate(model, data, spec, [0.1], batch_size=16, progress=False, precision="auto",
+                       checks=False, examples=0)  # fmt: skip
+        assert run.config["precision"] == expected

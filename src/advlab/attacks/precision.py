@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,11 +48,15 @@ MARGIN = 2.0
 MIN_GAP = 0.02
 #: A model whose first batch errs by more than this share is searched in float32.
 CHECK = 0.05
+#: "auto" searches a model in bfloat16 only where its forward+backward pass takes at most
+#: this share of float32's (small models can be slower: the casts cost more than they save).
+WORTH = 0.8
 
 _precision: contextvars.ContextVar[str] = contextvars.ContextVar("precision", default="float32")
 _checked: weakref.WeakKeyDictionary[nn.Module, tuple[Any, float | None]] = (
     weakref.WeakKeyDictionary()
 )
+_timed: weakref.WeakKeyDictionary[nn.Module, tuple[Any, bool]] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -74,11 +79,24 @@ def current_precision() -> str:
     return _precision.get()
 
 
-def resolve(precision: str, device: torch.device) -> str:
-    """``float32`` or ``bfloat16``: what ``precision`` means on ``device``."""
+def resolve(
+    precision: str, device: torch.device, net: nn.Module | None = None,
+    images: torch.Tensor | None = None,
+) -> str:  # fmt: skip
+    """``float32`` or ``bfloat16``: what ``precision`` means on ``device``.
+
+    With ``net`` and ``images``, "auto" also times a forward+backward pass of ``net`` on
+    ``images`` both ways (once per model and weights) and keeps bfloat16 only where it
+    takes at most :data:`WORTH` of float32's time.
+    """
     if precision != "auto":
         return precision
-    return "bfloat16" if fast_bfloat16(device) else "float32"
+    if not fast_bfloat16(device):
+        return "float32"
+    if net is None or images is None:
+        return "bfloat16"
+    pays = per_weights(_timed, net, lambda: bfloat16_pays(net, images))
+    return "bfloat16" if pays else "float32"
 
 
 def fast_bfloat16(device: torch.device) -> bool:
@@ -89,6 +107,40 @@ def fast_bfloat16(device: torch.device) -> bool:
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
         return bool(amx is not None and amx())
     return False
+
+
+def bfloat16_pays(net: nn.Module, images: torch.Tensor) -> bool:
+    """Whether ``net``'s forward+backward pass on ``images`` (up to 64, as attacks feed
+    them) is at least 1 / :data:`WORTH` times as fast under bfloat16 autocast."""
+    sample = images[:64].detach()
+    if sample.dim() == 4:
+        sample = sample.contiguous(memory_format=torch.channels_last)
+    try:
+        float32, bfloat16 = (_seconds(net, sample, low) for low in (False, True))
+    except Exception as error:  # noqa: BLE001 - what bfloat16 cannot run, float32 searches
+        log.info("bfloat16 pass failed (%s): searching in float32", type(error).__name__)
+        return False
+    log.info("forward+backward: %.3g ms float32, %.3g ms bfloat16", 1e3 * float32, 1e3 * bfloat16)
+    return bfloat16 <= WORTH * float32
+
+
+def _seconds(net: nn.Module, sample: torch.Tensor, bfloat16: bool) -> float:
+    """The best of three timed passes, after one that warms the kernels up."""
+    best = float("inf")
+    for attempt in range(4):
+        x = sample.clone().requires_grad_(True)
+        if sample.device.type == "cuda":
+            torch.cuda.synchronize(sample.device)
+        start = time.perf_counter()
+        with torch.enable_grad(), torch.autocast(sample.device.type, dtype=torch.bfloat16,
+                                                 enabled=bfloat16):  # fmt: skip
+            out = net(x)
+            torch.autograd.grad(out.float().sum(), x)
+        if sample.device.type == "cuda":
+            torch.cuda.synchronize(sample.device)
+        if attempt:
+            best = min(best, time.perf_counter() - start)
+    return best
 
 
 class Band:

@@ -55,7 +55,7 @@ def search_model(
     tried on what the attack will run).
     """
     search = folded(model, images) if fold else model
-    bfloat16 = resolve(current_precision(), images.device) == "bfloat16"
+    bfloat16 = resolve(current_precision(), images.device, search, images) == "bfloat16"
     if _compile.get():
         search = _compiled_copy(search, images, gradients, bfloat16)
     if bfloat16:
