@@ -52,7 +52,7 @@ def test_predictions_are_the_float32_ones_even_on_the_decision_boundary(model, s
     assert len(points) >= 40
     assert not isinstance(search_model(model, points[:8]), BFloat16Search)  # float32: off
     with search_precision("bfloat16"):
-        search = search_model(model, points[:8], fold=True)
+        search = search_model(model, points[:8])
     assert isinstance(search, BFloat16Search)
     with torch.no_grad():
         exact = model(points)

@@ -143,11 +143,13 @@ class Attack(ABC):
     name: ClassVar[str] = ""
     #: White-box attacks read gradients; black-box ones never may.
     needs_gradients: ClassVar[bool] = True
-    #: Search on a copy of the model with its batch norms folded into the layers before
-    #: them and its weights channels-last (:mod:`advlab.attacks.fold`): the same function
-    #: to float rounding and cheaper per step on CPU (~15% for a ResNet-20, ~2x forward for
-    #: an MNIST CNN); success is still judged on the model itself. Adversarial training
-    #: turns it off: its weights change every batch, and so would the copy.
+    #: Search on a stand-in for the model (:mod:`advlab.attacks.search`): a copy with its
+    #: batch norms folded into the layers before them and its weights channels-last
+    #: (:mod:`advlab.attacks.fold`; the same function to float rounding and cheaper per
+    #: step on CPU, ~15% for a ResNet-20, ~2x forward for an MNIST CNN), in bfloat16 or
+    #: compiled where asked; success is still judged on the model itself. False: on the
+    #: model itself. Adversarial training turns it off (its weights change every batch,
+    #: and so would the copy), and so do attacks that must run the very model they are given.
     search_copy: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -239,8 +241,8 @@ class Attack(ABC):
                 )  # fmt: skip
                 goal = targets if targets is not None else labels
                 search = session
-                if isinstance(session, nn.Module):
-                    search = search_model(session, images, fold=self.search_copy)
+                if isinstance(session, nn.Module) and self.search_copy:
+                    search = search_model(session, images)
                 output = self._run(search, images, goal, targets is not None)
                 return self._result(session, images, goal, targets, *output)
         finally:

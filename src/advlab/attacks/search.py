@@ -46,15 +46,13 @@ def compiled_search(enabled: bool = True) -> Iterator[None]:
         _compile.reset(token)
 
 
-def search_model(
-    model: nn.Module, images: torch.Tensor, fold: bool = True, gradients: bool = True
-) -> nn.Module:
+def search_model(model: nn.Module, images: torch.Tensor, gradients: bool = True) -> nn.Module:
     """The stand-in for ``model`` that ``images`` are attacked on (``model`` if none is safe).
 
     ``gradients``: whether the attack differentiates through it (a compiled stand-in is
     tried on what the attack will run).
     """
-    search = folded(model, images) if fold else model
+    search = folded(model, images)
     bfloat16 = resolve(current_precision(), images.device, search, images) == "bfloat16"
     if _compile.get():
         search = _compiled_copy(search, images, gradients, bfloat16)

@@ -26,6 +26,7 @@ def attack(
     eps: Annotated[str, typer.Option("--eps", "-e", help="Epsilon (0.03 or 8/255).")] = "0.1",
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
     run: opt.Run = opt.Run(),
+    search: opt.Search = opt.Search(),
     out: Annotated[str, typer.Option(help="Output folder for adversarial.npz.")] = "advlab-attack",
     png: Annotated[bool, typer.Option(help="Also write one PNG per adversarial image.")] = False,
     force: opt.Force = False,
@@ -36,7 +37,7 @@ def attack(
 
     values = {
         **asdict(source), "split": split, "n": n, "attack": AttackChoice.parse(attack, norm),
-        "eps": parse_epsilon(eps), **asdict(run), "out": out, "png": png,
+        "eps": parse_epsilon(eps), **asdict(run), **asdict(search), "out": out, "png": png,
     }  # fmt: skip
     config = build_config(ctx, AttackConfig, values, {"attack": ("attack", "norm")})
     output = run_attack(config, progress=not quiet, force=force)

@@ -65,6 +65,7 @@ def defend(
         str | None, typer.Option(help="Eps of the checks (default: the largest --eps).")
     ] = None,
     run: opt.Run = opt.Run(),
+    search: opt.Search = opt.Search(),
     dest: opt.Destination = opt.Destination(out="advlab-defend"),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
@@ -89,7 +90,7 @@ def defend(
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
         "eot_samples": eot_samples, "gap_threshold": gap, "checks": checks,
         "check_n": check_n, "check_eps": None if check_eps is None else parse_epsilon(check_eps),
-        **asdict(run), **asdict(dest),
+        **asdict(run), **asdict(search), **asdict(dest),
     }  # fmt: skip
     options = {"defenses": "defense", "defended_models": "defended_model",
                "detectors": "detector", "attacks": ("attack", "norm"), "epsilons": "eps",

@@ -43,6 +43,7 @@ def detect(
     ] = True,
     adaptive_steps: Annotated[int, typer.Option(help="Steps of the adaptive attack.")] = 40,
     run: opt.Run = opt.Run(),
+    search: opt.Search = opt.Search(),
     dest: opt.Destination = opt.Destination(out="advlab-detect", report=False),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
@@ -59,7 +60,7 @@ def detect(
         "epsilons": [parse_epsilon(str(text)) for text in (eps or ["0.1", "0.3"])],
         "n": n, "n_fit": n_fit, "fit_split": fit_split,
         "train_attack": AttackChoice.parse(train_attack, norm), "adaptive": adaptive,
-        "adaptive_steps": adaptive_steps, **asdict(run), **asdict(dest),
+        "adaptive_steps": adaptive_steps, **asdict(run), **asdict(search), **asdict(dest),
     }  # fmt: skip
     options = {"attacks": ("attack", "norm"), "epsilons": "eps",
                "train_attack": ("train_attack", "norm")}  # fmt: skip

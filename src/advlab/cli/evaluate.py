@@ -80,14 +80,7 @@ def evaluate(
         str | None,
         typer.Option(help="Preset cascade standard, fast or quick (docs/suite.md), in --norm."),
     ] = None,
-    precision: Annotated[
-        str,
-        typer.Option(help="Search in float32, bfloat16 (float32 verdicts) or auto: docs/suite.md."),
-    ] = "float32",
-    compile: Annotated[
-        bool,
-        typer.Option("--compile", help="Search on torch.compile of the model (long runs)."),
-    ] = False,
+    search: opt.Search = opt.Search(),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -114,7 +107,7 @@ def evaluate(
         **asdict(dest), "examples": examples, "defense": defense,
         "target_timeout": target_timeout, "target_retries": target_retries,
         "target_total_timeout": target_total_timeout, "suite": suite, "suite_norm": norm,
-        "precision": precision, "compile": compile,
+        **asdict(search),
     }  # fmt: skip
     config = build_config(
         ctx, EvaluateConfig, values, {"attacks": ("attack", "norm"), "suite_norm": "norm"}

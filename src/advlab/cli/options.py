@@ -81,6 +81,19 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Search:
+    """``--precision``, ``--compile``: what the attacks search on (docs/suite.md)."""
+
+    precision: Annotated[
+        str,
+        typer.Option(help="Search in float32, bfloat16 (float32 verdicts) or auto: docs/suite.md."),
+    ] = "float32"
+    compile: Annotated[
+        bool, typer.Option("--compile", help="Search on torch.compile of the model (long runs).")
+    ] = False
+
+
+@dataclass(frozen=True)
 class Destination:
     """``--out``, ``--store``, ``--report``: where a command's results go."""
 

@@ -42,6 +42,7 @@ def transfer(
     split: opt.Split = "test",
     n: Annotated[int | None, typer.Option(help="Use a seeded random subset of n images.")] = 1000,
     run: opt.Run = opt.Run(),
+    search: opt.Search = opt.Search(),
     dest: opt.Destination = opt.Destination(out="advlab-transfer", report=False),
     force: opt.Force = False,
     quiet: opt.Quiet = False,
@@ -61,7 +62,8 @@ def transfer(
         "sources": list(source or []), "targets": list(target or []),
         "attacks": [AttackChoice.parse(text, norm) for text in (attack or DEFAULT_ATTACKS)],
         "epsilons": [parse_epsilon(str(text)) for text in eps or []], "dataset": dataset,
-        "data_dir": data_dir, "split": split, "n": n, **asdict(run), **asdict(dest),
+        "data_dir": data_dir, "split": split, "n": n, **asdict(run), **asdict(search),
+        **asdict(dest),
     }  # fmt: skip
     options = {"sources": "source", "targets": "target", "attacks": ("attack", "norm"),
                "epsilons": "eps"}  # fmt: skip

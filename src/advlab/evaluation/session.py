@@ -25,8 +25,11 @@ import torch
 from torch import nn
 
 from advlab.attacks import Attack
+from advlab.attacks.fold import folded
+from advlab.attacks.precision import check_precision, current_precision, resolve
 from advlab.data import ImageDataset
 from advlab.errors import AdvlabError, check
+from advlab.evaluation.ranks import Ranks
 from advlab.evaluation.store import ResultStore
 from advlab.models.context import frozen_eval
 
@@ -75,6 +78,33 @@ def check_fit(model: nn.Module, dataset: ImageDataset) -> None:
 
 
 # -- prediction and attacks, in batches ---------------------------------------------------
+# -- how the attacks search ---------------------------------------------------------------
+def run_precision(precision: str, model: nn.Module, dataset: ImageDataset) -> str:
+    """What ``precision`` means for a job on ``model``: "float32" or "bfloat16".
+
+    "auto" times the model's search copy on the first images both ways
+    (:func:`advlab.attacks.precision.resolve`), on rank 0 under torchrun: every rank
+    must search alike.
+    """
+    check_precision(precision)
+    if precision != "auto":
+        return precision
+    ranks = Ranks.current()
+    resolved = None
+    if ranks.main:
+        _, images, _ = next(dataset.batches(min(64, len(dataset)), start=0))
+        images = images.to(model_device(model))
+        resolved = resolve(precision, images.device, folded(model, images), images)
+        log.info("--precision auto: searching %s in %s", type(model).__name__, resolved)
+    return ranks.broadcast(resolved) or "float32"
+
+
+def searched_precision(device: torch.device) -> str:
+    """The precision attacks called now search in on ``device`` (see
+    :func:`advlab.attacks.search_precision`): part of a job's identity where not float32."""
+    return resolve(current_precision(), device)
+
+
 def _image_batches(images: torch.Tensor | ImageDataset, batch_size: int) -> Iterator[torch.Tensor]:
     if isinstance(images, ImageDataset):
         yield from (batch for _, batch, _ in images.batches(batch_size))

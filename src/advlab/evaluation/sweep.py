@@ -21,15 +21,14 @@ import torch
 import advlab
 import advlab.evaluation.metrics as metrics
 from advlab.attacks.cascade import CascadeResult
-from advlab.attacks.fold import folded
 from advlab.attacks.norms import perturbation_norms
-from advlab.attacks.precision import check_precision, resolve, search_precision
+from advlab.attacks.precision import check_precision, search_precision
 from advlab.attacks.search import compiled_search
 from advlab.data import ImageDataset
 from advlab.errors import check
 from advlab.evaluation.ranks import Ranks
 from advlab.evaluation.replay import replaying
-from advlab.evaluation.session import check_fit, model_device, predict_top, session
+from advlab.evaluation.session import check_fit, model_device, predict_top, run_precision, session
 from advlab.evaluation.spec import (
     AttackSpec,
     check_sweep,
@@ -117,7 +116,7 @@ def evaluate(
     # A SuiteSpec has an AttackSpec's shape (key, params, build, to_dict): both check alike.
     check_sweep(cast(list[AttackSpec], attacks), epsilons, batch_size)
     check_fit(model, dataset)
-    precision = _resolve_precision(precision, model, dataset)
+    precision = run_precision(precision, model, dataset)
     identity = run_identity(model, dataset, cast(list[AttackSpec], attacks), epsilons,
                             batch_size, seed)  # fmt: skip
     if precision != "float32":  # (float32 runs keep the identity they always had)
@@ -150,21 +149,6 @@ def evaluate(
         if evaluation is not None:
             run.finish(evaluation.to_dict())
     return ranks.broadcast(evaluation)  # type: ignore[return-value]
-
-
-def _resolve_precision(precision: str, model: ImageClassifier, dataset: ImageDataset) -> str:
-    """What ``precision`` means for ``model`` on its device; "auto" times the model's
-    search copy on the first images, on rank 0 (every rank must run the same search)."""
-    if precision != "auto":
-        return precision
-    ranks = Ranks.current()
-    resolved = None
-    if ranks.main:
-        _, images, _ = next(dataset.batches(min(64, len(dataset)), start=0))
-        images = images.to(model_device(model))
-        resolved = resolve(precision, images.device, folded(model, images), images)
-        log.info("--precision auto: searching %s in %s", type(model).__name__, resolved)
-    return ranks.broadcast(resolved) or "float32"
 
 
 class _Sweep:

@@ -22,7 +22,13 @@ from torch import nn
 
 from advlab.data import ImageDataset
 from advlab.errors import AdvlabError, check
-from advlab.evaluation.session import check_fits, model_device, predict, session
+from advlab.evaluation.session import (
+    check_fits,
+    model_device,
+    predict,
+    searched_precision,
+    session,
+)
 from advlab.evaluation.spec import (
     IDENTITY_VERSION,
     AttackSpec,
@@ -98,7 +104,11 @@ def transfer_matrix(
         data_sha256=data_sha256(dataset),
         config=dict(run_config or {}),
     )  # fmt: skip
+    precision = searched_precision(device)
+    result.config["precision"] = precision
     identity = _identity(result)
+    if precision != "float32":  # (float32 runs keep the identity they always had)
+        identity["precision"] = precision
     run_id = run_id_of(identity)
     units = len(attacks) * len(epsilons) * len(sources)
     total = units * len(dataset)

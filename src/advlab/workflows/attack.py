@@ -13,7 +13,13 @@ import torch
 from advlab.data import ImageDataset
 from advlab.evaluation.session import check_fit
 from advlab.models import load_model, resolve_device
-from advlab.workflows.common import load_data, prepare_folder, resolve_batch_size, write_config
+from advlab.workflows.common import (
+    load_data,
+    prepare_folder,
+    resolve_batch_size,
+    searching,
+    write_config,
+)
 from advlab.workflows.config import AttackConfig
 
 RESULT_FILES = ("adversarial.npz", "attack.json")
@@ -46,7 +52,10 @@ def run_attack(config: AttackConfig, *, progress: bool = True, force: bool = Fal
     write_config(config)
     adversarial, success, predictions, queries = [], [], [], []
     label = f"{choice.name} eps={config.eps:g}"
-    with progress_bar(len(data), label, enabled=progress) as advance:
+    with (
+        searching(config, model, data) as precision,
+        progress_bar(len(data), label, enabled=progress) as advance,
+    ):
         for _, images, labels in data.batches(batch_size):
             result = attack(model, images.to(model.device), labels.to(model.device))
             with torch.no_grad():
@@ -75,6 +84,7 @@ def run_attack(config: AttackConfig, *, progress: bool = True, force: bool = Fal
         "dataset": data.name,
         "n": len(data),
         "seed": config.seed,
+        "precision": precision,
         "success_rate": float(torch.cat(success).float().mean()),
         "file": str(npz_path),
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,18 @@ def load_data(
     data = load_dataset(dataset, split, n, data_dir, seed=seed)
     note_fewer(data, n, option)
     return data
+
+
+@contextmanager
+def searching(config: Any, model: nn.Module, data: ImageDataset) -> Iterator[str]:
+    """Attacks called inside search as ``config.precision`` and ``config.compile`` say
+    (``--precision``, ``--compile``); yields the precision "auto" resolved to."""
+    from advlab.attacks import compiled_search, search_precision
+    from advlab.evaluation.session import run_precision
+
+    precision = run_precision(config.precision, model, data)
+    with search_precision(precision), compiled_search(config.compile):
+        yield precision
 
 
 def resolve_batch_size(batch_size: int | str, models: list[Any], n: int) -> int:

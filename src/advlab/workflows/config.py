@@ -35,6 +35,14 @@ class _Run(RunConfig):
     batch_size: int | Literal["auto"] = 128
     device: str = "auto"
     out: str
+    # Attacks search in bfloat16 with float32 verdicts (advlab.attacks.precision); auto:
+    # where the device and the model run bfloat16 faster (a GPU, a CPU with AMX).
+    precision: Literal["float32", "bfloat16", "auto"] = "float32"
+    # Attacks search on torch.compile of the model: a compile up front, faster steps after;
+    # for long runs (the same numbers to rounding, so a run resumes with or without it).
+    compile: bool = False
+
+    place_fields = PLACE_FIELDS | {"compile"}
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -104,8 +112,8 @@ class EvaluateConfig(_Sweep):
     target_retries: int = Field(default=2, ge=0)
     target_total_timeout: float | None = Field(default=None, gt=0)
 
-    place_fields = PLACE_FIELDS | {
-        "target_timeout", "target_retries", "target_total_timeout", "compile",
+    place_fields = _Run.place_fields | {
+        "target_timeout", "target_retries", "target_total_timeout",
     }  # fmt: skip
 
     def target_limits(self) -> dict[str, Any]:
@@ -116,12 +124,6 @@ class EvaluateConfig(_Sweep):
     # A preset cascade (standard, fast, quick; docs/suite.md) in suite_norm, after the attacks.
     suite: Literal["standard", "fast", "quick"] | None = None
     suite_norm: Literal["linf", "l2"] = "linf"
-    # Attacks search in bfloat16 with float32 verdicts (advlab.attacks.precision); auto:
-    # where the device runs bfloat16 fast (a GPU, a CPU with AMX).
-    precision: Literal["float32", "bfloat16", "auto"] = "float32"
-    # Attacks search on torch.compile of the model: a compile up front, faster steps after;
-    # for long runs (the same numbers to rounding, so a run resumes with or without it).
-    compile: bool = False
 
     @model_validator(mode="before")
     @classmethod

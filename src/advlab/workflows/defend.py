@@ -16,6 +16,7 @@ from advlab.workflows.common import (
     load_data,
     prepare_folder,
     resolve_batch_size,
+    searching,
     write_config,
 )
 from advlab.workflows.config import DefendConfig
@@ -63,14 +64,15 @@ def run_defend(config: DefendConfig, *, progress: bool = True, force: bool = Fal
     store = ResultStore(config.store) if config.store else ResultStore()
     batch_size = resolve_batch_size(config.batch_size, [model], len(data))
     write_config(config)
-    comparison = compare_defenses(
-        model, data, candidates, specs, config.epsilons, seed=config.seed,
-        batch_size=batch_size, eot_samples=config.eot_samples,
-        gap_threshold=config.gap_threshold, min_retention=config.min_retention,
-        checks=config.checks, check_n=config.check_n, check_eps=config.check_eps,
-        check_steps=config.check_steps, check_queries=config.check_queries, store=store,
-        run_config=config.model_dump(), progress=progress,
-    )  # fmt: skip
+    with searching(config, model, data):
+        comparison = compare_defenses(
+            model, data, candidates, specs, config.epsilons, seed=config.seed,
+            batch_size=batch_size, eot_samples=config.eot_samples,
+            gap_threshold=config.gap_threshold, min_retention=config.min_retention,
+            checks=config.checks, check_n=config.check_n, check_eps=config.check_eps,
+            check_steps=config.check_steps, check_queries=config.check_queries, store=store,
+            run_config=config.model_dump(), progress=progress,
+        )  # fmt: skip
     results = comparison.to_dict()
     results_path = comparison.write_json(out_dir / "defend.json")
     report_path = None

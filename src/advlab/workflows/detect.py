@@ -24,6 +24,7 @@ from advlab.workflows.common import (
     load_data,
     prepare_folder,
     resolve_batch_size,
+    searching,
     write_config,
 )
 from advlab.workflows.config import DetectConfig
@@ -84,21 +85,22 @@ def run_detection(
         seed=config.seed,
     )
     write_config(config)
-    detector.fit(fit_data.images)
-    evaluation = evaluate_detection(
-        detector,
-        test,
-        [AttackSpec(a.name, a.norm, dict(a.params)) for a in config.attacks],
-        config.epsilons,
-        adaptive=config.adaptive,
-        adaptive_steps=config.adaptive_steps,
-        batch_size=batch_size,
-        seed=config.seed,
-        fit=_describe(fit_data),
-        run_config=config.model_dump(),
-        progress=progress,
-        store=ResultStore(config.store) if config.store else ResultStore(),
-    )
+    with searching(config, model, test):
+        detector.fit(fit_data.images)
+        evaluation = evaluate_detection(
+            detector,
+            test,
+            [AttackSpec(a.name, a.norm, dict(a.params)) for a in config.attacks],
+            config.epsilons,
+            adaptive=config.adaptive,
+            adaptive_steps=config.adaptive_steps,
+            batch_size=batch_size,
+            seed=config.seed,
+            fit=_describe(fit_data),
+            run_config=config.model_dump(),
+            progress=progress,
+            store=ResultStore(config.store) if config.store else ResultStore(),
+        )
     results = evaluation.to_dict()
     results_path = evaluation.write_json(out_dir / "detection.json")
     report_path = None

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from advlab.workflows.common import load_data, prepare_folder, resolve_batch_size, write_config
+from advlab.workflows.common import (
+    load_data,
+    prepare_folder,
+    resolve_batch_size,
+    searching,
+    write_config,
+)
 from advlab.workflows.config import TransferConfig
 
 if TYPE_CHECKING:
@@ -52,13 +58,15 @@ def run_transfer(
         partial.write_json(out_dir / "transfer.json")
         partial.write_csv(out_dir / "transfer.csv")
 
-    matrix = transfer_matrix(
-        {spec: models[spec] for spec in config.sources},
-        {spec: models[spec] for spec in config.targets},
-        specs, config.epsilons, data, batch_size=batch_size, seed=config.seed,
-        progress=progress, run_config=config.model_dump(), on_update=save,
-        store=ResultStore(config.store) if config.store else ResultStore(),
-    )  # fmt: skip
+    # (the first source is timed for --precision auto: the sources are what is attacked)
+    with searching(config, models[config.sources[0]], data):
+        matrix = transfer_matrix(
+            {spec: models[spec] for spec in config.sources},
+            {spec: models[spec] for spec in config.targets},
+            specs, config.epsilons, data, batch_size=batch_size, seed=config.seed,
+            progress=progress, run_config=config.model_dump(), on_update=save,
+            store=ResultStore(config.store) if config.store else ResultStore(),
+        )  # fmt: skip
     save(matrix)
     results = matrix.to_dict()
     figures = save_transfer_heatmaps(results, out_dir)

@@ -58,9 +58,9 @@ class BlackBoxAttack(Attack):
         target = as_target(model, self.output_kind)
         check_inputs(images, labels, target, targets)
         budget = QueryBudget(target, images.shape[0], self.max_queries, images.device)
-        if isinstance(model, nn.Module):
+        if isinstance(model, nn.Module) and self.search_copy:
             fast = search_model(model, images.detach().to(_model_dtype(model, images)),
-                                fold=self.search_copy, gradients=False)  # fmt: skip
+                                gradients=False)  # fmt: skip
             if fast is not model:
                 # The queries go to a faster stand-in (folded, maybe bfloat16: the same
                 # predictions); success is judged on the model itself (``_result``).
