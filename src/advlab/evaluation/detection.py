@@ -36,7 +36,7 @@ from advlab.defenses import (
     roc_curve,
 )
 from advlab.errors import AdvlabError, check
-from advlab.evaluation.session import model_device, predict, searched_precision, session
+from advlab.evaluation.session import predict, searched_precision, session
 from advlab.evaluation.spec import AttackSpec, check_sweep, data_identity, derive_seed, run_id_of
 from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
@@ -105,7 +105,7 @@ def evaluate_detection(
         **(run_config or {}), "attacks": [spec.to_dict() for spec in attacks],
         "epsilons": epsilons, "adaptive": adaptive, "adaptive_steps": adaptive_steps,
         "adaptive_norm": adaptive_norm, "batch_size": batch_size, "seed": seed,
-        "precision": searched_precision(model_device(model)),
+        "precision": searched_precision(model, data),
     }  # fmt: skip
     identity = {
         **data_identity(model, data), "kind": "detection", "seed": seed,

@@ -94,15 +94,16 @@ def run_precision(precision: str, model: nn.Module, dataset: ImageDataset) -> st
     if ranks.main:
         _, images, _ = next(dataset.batches(min(64, len(dataset)), start=0))
         images = images.to(model_device(model))
-        resolved = resolve(precision, images.device, folded(model, images), images)
+        with frozen_eval(model):  # as attacks run it: no batch-norm statistics updated
+            resolved = resolve(precision, images.device, folded(model, images), images)
         log.info("--precision auto: searching %s in %s", type(model).__name__, resolved)
     return ranks.broadcast(resolved) or "float32"
 
 
-def searched_precision(device: torch.device) -> str:
-    """The precision attacks called now search in on ``device`` (see
+def searched_precision(model: nn.Module, dataset: ImageDataset) -> str:
+    """The precision attacks called now on ``model`` search in (inside
     :func:`advlab.attacks.search_precision`): part of a job's identity where not float32."""
-    return resolve(current_precision(), device)
+    return run_precision(current_precision(), model, dataset)
 
 
 def _image_batches(images: torch.Tensor | ImageDataset, batch_size: int) -> Iterator[torch.Tensor]:

@@ -104,7 +104,7 @@ def transfer_matrix(
         data_sha256=data_sha256(dataset),
         config=dict(run_config or {}),
     )  # fmt: skip
-    precision = searched_precision(device)
+    precision = searched_precision(next(iter(sources.values())), dataset)
     result.config["precision"] = precision
     identity = _identity(result)
     if precision != "float32":  # (float32 runs keep the identity they always had)

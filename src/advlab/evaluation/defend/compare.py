@@ -19,7 +19,7 @@ from advlab.evaluation.defend.candidates import Candidate, undefended_candidate
 from advlab.evaluation.defend.rows import RowWork
 from advlab.evaluation.defend.verdicts import best_defenses, findings
 from advlab.evaluation.masking import CheckBudget, gradient_masking_checks
-from advlab.evaluation.session import model_device, searched_precision, seeded, session
+from advlab.evaluation.session import searched_precision, seeded, session
 from advlab.evaluation.spec import AttackSpec, canonical_json, derive_seed, weights_sha256
 from advlab.evaluation.store import ResultStore
 from advlab.models import ImageClassifier
@@ -90,7 +90,7 @@ def compare_defenses(
         "epsilons": epsilons, "rows": [{"label": c.label, "kind": c.kind, "spec": c.spec}
                                        for c in rows_in],
     }  # fmt: skip
-    precision = searched_precision(model_device(model))
+    precision = searched_precision(model, dataset)
     config["precision"] = precision
     # Known before any work: the run id is also the key of the stored rows.
     identity = _identity(model, dataset, seed, attacks, epsilons, config, rows_in)
