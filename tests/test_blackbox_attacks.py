@@ -354,3 +354,15 @@ def test_same_seed_same_result(small_mnist_model, mnist_sample) -> None:
     second = Square(0.2, max_queries=30, seed=3)(small_mnist_model, images, labels)
     assert torch.equal(first.adversarial, second.adversarial)
     assert torch.equal(first.queries, second.queries)
+
+
+def test_a_local_target_answers_in_eval_mode_and_leaves_the_mode_as_it_was() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.Dropout(0.9))
+    images = torch.rand(8, 1, 28, 28)
+    target = LocalTarget(model)
+    model.train()  # dropout on: a query in this mode would be random
+    first, second = target.predict_scores(images), target.predict_scores(images)
+    assert torch.equal(first, second) and model.training and model[2].training
+    model.eval()  # the fast path: nothing to switch
+    assert torch.equal(target.predict_scores(images), first) and not model.training

@@ -65,15 +65,22 @@ class LocalTarget(Target):
         super().__init__()
         check(output in ("scores", "labels"), f"unknown output '{output}': use scores or labels")
         self._model = model  # private: attacks only ever see the query methods
+        # Listed once: walking the modules for every query cost ~0.4 ms, a fifth of a
+        # ResNet-20 query on a few images.
+        self._parts = list(model.modules())
+        self._first_parameter = next(iter(model.parameters()), None)
         self.output = output
         self.num_classes = int(getattr(model, "num_classes", 0) or 0)
         self.input_shape = tuple(getattr(model, "input_shape", ()) or ())
 
     @torch.no_grad()
     def _scores(self, images: torch.Tensor) -> torch.Tensor:
-        with frozen_eval(self._model):
-            device = next(iter(self._model.parameters()), images).device
-            return torch.softmax(self._model(images.detach().to(device)), dim=1)
+        device = (self._first_parameter if self._first_parameter is not None else images).device
+        images = images.detach().to(device)
+        if any(part.training for part in self._parts):  # put in eval mode for this query
+            with frozen_eval(self._model):
+                return torch.softmax(self._model(images), dim=1)
+        return torch.softmax(self._model(images), dim=1)
 
 
 class TargetClassifier(nn.Module):
