@@ -10,6 +10,8 @@ comparable when the machine is otherwise idle::
 
     ADVLAB_DATA_DIR=/path/to/data python benchmarks/bfloat16_agreement.py \\
         --models cifar-resnet32:1/255,mnist-cnn:0.1 --n 100 --json out.json
+
+``--timing-only`` prints instead what ``--precision auto`` measures for each model.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import argparse
 import json
 import platform
 import time
+from collections import Counter
 from typing import Any
 
 import torch
 
 import advlab.attacks.precision as precision
 from advlab.attacks import search_precision, suite
+from advlab.attacks.fold import folded
 from advlab.data import load_dataset
 from advlab.models import get_entry, load_model
 from advlab.spec import parse_epsilon
@@ -68,10 +72,20 @@ def compare(name: str, eps_text: str, n: int) -> dict[str, Any]:
 
 
 def _count(breakers: list[str | None]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for breaker in breakers:
-        counts[breaker or "robust"] = counts.get(breaker or "robust", 0) + 1
-    return counts
+    return dict(Counter(breaker or "robust" for breaker in breakers))
+
+
+def timing(name: str) -> str:
+    """What ``--precision auto`` measures: a forward+backward pass of the model's search
+    copy on 64 images, in float32 and under bfloat16 autocast (best of three)."""
+    model = load_model(name, device="cpu").eval()
+    images = load_dataset(get_entry(name).dataset, n=64).images
+    copy = folded(model, images)
+    sample = images.contiguous(memory_format=torch.channels_last)
+    float32, bfloat16 = (precision._seconds(copy, sample, low) for low in (False, True))
+    choice = "bfloat16" if bfloat16 <= precision.WORTH * float32 else "float32"
+    return (f"| {name} | {1e3 * float32:.1f} | {1e3 * bfloat16:.1f} | "
+            f"{bfloat16 / float32:.2f} | {choice} |")  # fmt: skip
 
 
 def main() -> None:
@@ -80,8 +94,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="write the rows here as they come")
+    parser.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="only what --precision auto times for each model (no suites)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.timing_only:
+        print("| model | float32 ms | bfloat16 ms | ratio | auto searches in |")
+        print("|---|---|---|---|---|")
+        for item in args.models.split(","):
+            print(timing(item.rsplit(":", 1)[0]), flush=True)
+        return
     rows = []
     print("| model | eps | n | robust float32 | robust bfloat16 | bfloat16 weaker | bfloat16 "
           "stronger | other stage | first-batch error | s float32 | s bfloat16 |")  # fmt: skip

@@ -36,7 +36,7 @@ from advlab.defenses import (
     roc_curve,
 )
 from advlab.errors import AdvlabError, check
-from advlab.evaluation.session import predict, searched_precision, session
+from advlab.evaluation.session import precision_identity, predict, searched_precision, session
 from advlab.evaluation.spec import AttackSpec, check_sweep, data_identity, derive_seed, run_id_of
 from advlab.evaluation.store import ResultStore
 from advlab.progress import progress_bar
@@ -115,8 +115,7 @@ def evaluate_detection(
         **{key: config[key] for key in ("attacks", "epsilons", "adaptive", "adaptive_steps",
                                         "adaptive_norm", "batch_size")},
     }  # fmt: skip
-    if config["precision"] != "float32":  # (float32 runs keep the identity they always had)
-        identity["precision"] = config["precision"]
+    identity.update(precision_identity(config["precision"]))
     run_id = run_id_of(identity)
     entries = []
     with session(store, run_id, identity, config, len(runs), "detection evaluation") as run:

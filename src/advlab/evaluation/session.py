@@ -100,6 +100,12 @@ def run_precision(precision: str, model: nn.Module, dataset: ImageDataset) -> st
     return ranks.broadcast(resolved) or "float32"
 
 
+def precision_identity(precision: str) -> dict[str, str]:
+    """The precision's part of a run's identity: nothing for float32, so that float32 runs
+    keep the identity (and the stored rows) they had before there was a choice."""
+    return {} if precision == "float32" else {"precision": precision}
+
+
 def searched_precision(model: nn.Module, dataset: ImageDataset) -> str:
     """The precision attacks called now on ``model`` search in (inside
     :func:`advlab.attacks.search_precision`): part of a job's identity where not float32."""

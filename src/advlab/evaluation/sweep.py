@@ -28,7 +28,14 @@ from advlab.data import ImageDataset
 from advlab.errors import check
 from advlab.evaluation.ranks import Ranks
 from advlab.evaluation.replay import replaying
-from advlab.evaluation.session import check_fit, model_device, predict_top, run_precision, session
+from advlab.evaluation.session import (
+    check_fit,
+    model_device,
+    precision_identity,
+    predict_top,
+    run_precision,
+    session,
+)
 from advlab.evaluation.spec import (
     AttackSpec,
     check_sweep,
@@ -119,8 +126,7 @@ def evaluate(
     precision = run_precision(precision, model, dataset)
     identity = run_identity(model, dataset, cast(list[AttackSpec], attacks), epsilons,
                             batch_size, seed)  # fmt: skip
-    if precision != "float32":  # (float32 runs keep the identity they always had)
-        identity["precision"] = precision
+    identity.update(precision_identity(precision))
     run_id = run_id_of(identity)
     config = {
         **(run_config or {}), "batch_size": batch_size, "seed": seed, "epsilons": epsilons,

@@ -25,6 +25,7 @@ from advlab.errors import AdvlabError, check
 from advlab.evaluation.session import (
     check_fits,
     model_device,
+    precision_identity,
     predict,
     searched_precision,
     session,
@@ -107,8 +108,7 @@ def transfer_matrix(
     precision = searched_precision(next(iter(sources.values())), dataset)
     result.config["precision"] = precision
     identity = _identity(result)
-    if precision != "float32":  # (float32 runs keep the identity they always had)
-        identity["precision"] = precision
+    identity.update(precision_identity(precision))
     run_id = run_id_of(identity)
     units = len(attacks) * len(epsilons) * len(sources)
     total = units * len(dataset)

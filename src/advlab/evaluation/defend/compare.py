@@ -19,7 +19,12 @@ from advlab.evaluation.defend.candidates import Candidate, undefended_candidate
 from advlab.evaluation.defend.rows import RowWork
 from advlab.evaluation.defend.verdicts import best_defenses, findings
 from advlab.evaluation.masking import CheckBudget, gradient_masking_checks
-from advlab.evaluation.session import searched_precision, seeded, session
+from advlab.evaluation.session import (
+    precision_identity,
+    searched_precision,
+    seeded,
+    session,
+)
 from advlab.evaluation.spec import AttackSpec, canonical_json, derive_seed, weights_sha256
 from advlab.evaluation.store import ResultStore
 from advlab.models import ImageClassifier
@@ -94,8 +99,7 @@ def compare_defenses(
     config["precision"] = precision
     # Known before any work: the run id is also the key of the stored rows.
     identity = _identity(model, dataset, seed, attacks, epsilons, config, rows_in)
-    if precision != "float32":  # (float32 runs keep the identity they always had)
-        identity["precision"] = precision
+    identity.update(precision_identity(precision))
     run_id = hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
     images, truth = dataset.images, dataset.labels
     checked = [checks and c.kind != "detector" for c in rows_in]
